@@ -1,0 +1,62 @@
+"""What a check gets: the experiment, lazily loaded data, fresh models, and ways to report."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..config import Experiment
+from ..events import Emit, LogLine, Progress, null_emit
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+    from ..data import Splits
+
+
+class CheckStopped(Exception):
+    """Raised by ``ctx.tick`` when the user stopped the job; the check ends as ``skip``."""
+
+
+@dataclass
+class CheckContext:
+    exp: Experiment
+    emit: Emit = null_emit
+    stop: threading.Event = field(default_factory=threading.Event)
+    fix: bool = False  # checks that can repair (init-bias) apply their fix
+    device_name: str = "auto"
+    cache: dict[str, Any] = field(default_factory=dict)  # shared between checks of one job (data scans …)
+    _splits: Any = None
+
+    def splits(self) -> "Splits":
+        if self._splits is None:
+            from ..data import load_data
+            self._splits = load_data(self.exp)
+        return self._splits
+
+    @property
+    def device(self) -> "torch.device":
+        from ..trainer import resolve_device
+        return resolve_device(self.device_name if self.device_name != "auto" else self.exp.train.device)
+
+    def new_model(self, seed: int | None = None) -> "nn.Module":
+        """A freshly initialised model (seeded: ``train.seed`` unless given), on the check device."""
+        from ..models import build_model
+        from ..trainer import seed_everything
+        seed_everything(self.exp.train.seed if seed is None else seed)
+        return build_model(self.exp, self.splits().info).to(self.device)
+
+    def loss_fn(self):
+        from ..tasks import loss_fn
+        return loss_fn(self.exp.task)
+
+    def log(self, message: str, level: str = "info", detail: str = "") -> None:
+        self.emit(LogLine(message, level=level, detail=detail))
+
+    def tick(self, task: str = "", done: int = 0, total: int = 0) -> None:
+        """Call at least once per step of any loop: honours stop, reports progress when given."""
+        if self.stop.is_set():
+            raise CheckStopped()
+        if total:
+            self.emit(Progress(task=task, done=done, total=total))

@@ -1,0 +1,153 @@
+"""Events the core emits: frozen dataclasses, one JSON object per line in events.jsonl.
+
+The worker only ever calls ``emit(event)``; the run dir, the CLI and the TUI consume the same
+objects, so a run written by another process can be replayed by ``recipe-tui watch``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"type": self.type}
+        d.update(dataclasses.asdict(self))
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    type: ClassVar[str] = "run_started"
+    run_dir: str
+    recipe: str
+    device: str
+    steps: int
+    start_step: int = 0
+    params: int = 0
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Step(Event):
+    """A logged training step (only every ``log_every`` steps: .item() syncs the device)."""
+
+    type: ClassVar[str] = "step"
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float | None = None
+    steps_per_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Eval(Event):
+    type: ClassVar[str] = "eval"
+    step: int
+    split: str
+    loss: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogLine(Event):
+    type: ClassVar[str] = "log"
+    message: str
+    level: str = "info"  # info | warning | error
+    detail: str = ""  # e.g. a traceback, shown folded
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    type: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """Progress of a slow non-training task (a data scan, a check)."""
+
+    type: ClassVar[str] = "progress"
+    task: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class CheckStarted(Event):
+    type: ClassVar[str] = "check_started"
+    id: str
+
+
+@dataclass(frozen=True)
+class CheckResult(Event):
+    """The verdict of one checklist item; the public result shape of ``check --json``."""
+
+    type: ClassVar[str] = "check_result"
+    id: str
+    status: str  # pass | warn | fail | error | skip
+    summary: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    hint: str = ""
+
+    def public(self) -> dict[str, Any]:
+        return {k: v for k, v in self.to_dict().items() if k != "type"}
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    type: ClassVar[str] = "finished"
+    status: str  # completed | stopped
+    step: int
+    final: dict[str, float] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    type: ClassVar[str] = "failed"
+    step: int
+    reason: str
+    last_loss: float | None = None
+    lr: float | None = None
+    grad_norm: float | None = None
+    detail: str = ""
+    time: float = field(default_factory=time.time)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (RunStarted, Step, Eval, LogLine, Checkpoint, Progress, CheckStarted, CheckResult, Finished, Failed)
+}
+
+Emit = Callable[[Event], None]
+
+
+def event_from_dict(d: dict[str, Any]) -> Event:
+    """Inverse of ``Event.to_dict``; unknown keys (from newer writers) are ignored."""
+    cls = EVENT_TYPES[d["type"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def null_emit(event: Event) -> None:
+    """An ``emit`` that drops everything, for library use without a UI or run dir."""

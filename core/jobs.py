@@ -1,0 +1,110 @@
+"""Jobs the CLI and the TUI run: training into a run dir, and checklist checks.
+
+Each runs in one thread, reports only through ``emit`` and honours ``stop``.
+"""
+from __future__ import annotations
+
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, Experiment, apply_overrides, experiment_from_dict
+from .events import Emit, Event, Failed, Finished, LogLine, RunStarted, null_emit
+from .rundir import RunDir
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    run_dir: Path
+    status: str  # completed | stopped | failed
+    steps: int
+    final: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+
+def tee(*emits: Emit) -> Emit:
+    def emit(event: Event) -> None:
+        for e in emits:
+            e(event)
+    return emit
+
+
+def run_training(exp: Experiment | None, emit: Emit = null_emit, stop: threading.Event | None = None,
+                 pause: threading.Event | None = None, runs_root: str | Path = "runs",
+                 resume: str | Path | None = None, overrides: tuple[str, ...] = ()) -> TrainOutcome:
+    """Train ``exp`` (or resume the run in ``resume``) and record everything in its run dir.
+
+    ``ConfigError`` propagates (bad input); any other failure, including the user's code raising,
+    becomes a ``Failed`` event and a ``failed`` outcome.
+    """
+    import torch  # noqa: F401  (heavy: imported here, not at module import)
+
+    from .data import load_data
+    from .models import build_model
+    from .trainer import Trainer, resolve_device, seed_everything
+
+    checkpoint = None
+    if resume is not None:
+        try:
+            run = RunDir.open(resume)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"--resume {resume}: {exc}.") from None
+        exp = experiment_from_dict(run.read_config())
+        if overrides:
+            exp = apply_overrides(exp, overrides)
+            run.write_config(exp)
+        checkpoint = run.load_checkpoint()
+    else:
+        assert exp is not None
+        if overrides:
+            exp = apply_overrides(exp, overrides)
+        run = RunDir.create(runs_root, exp.name)
+        run.write_config(exp)
+    out = tee(run.record, emit)
+    step = 0
+    try:
+        device = resolve_device(exp.train.device)
+        seed_everything(exp.train.seed)
+        splits = load_data(exp)
+        model = build_model(exp, splits.info)
+        trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train, out, stop=stop, pause=pause,
+                          save=run.save_checkpoint, device=device)
+        if checkpoint is not None:
+            trainer.load_state_dict(checkpoint)
+            out(LogLine(f"resumed from {run.checkpoint_path} at step {trainer.step}"))
+        step = trainer.step
+        n_params = sum(p.numel() for p in model.parameters())
+        out(RunStarted(run_dir=str(run.path), recipe=exp.name, device=str(device), steps=exp.train.steps,
+                       start_step=trainer.step, params=n_params))
+        result = trainer.fit()
+    except ConfigError:
+        run.close()
+        raise
+    except Exception as exc:  # the user's model or data failed: a result, not a crash
+        result = Failed(step=step, reason=f"{type(exc).__name__}: {exc}", detail=traceback.format_exc())
+        out(result)
+    finally:
+        run.close()
+    if isinstance(result, Finished):
+        return TrainOutcome(run.path, result.status, result.step, dict(result.final))
+    return TrainOutcome(run.path, "failed", result.step, {}, result.reason)
+
+
+def latest_run(runs_root: str | Path, recipe: str) -> Path | None:
+    """The newest run dir of a recipe, if any."""
+    parent = Path(runs_root) / recipe
+    runs = sorted((p for p in parent.glob("*") if (p / "config.json").is_file()), key=lambda p: p.name)
+    return runs[-1] if runs else None
+
+
+def describe_outcome(outcome: TrainOutcome) -> dict[str, Any]:
+    """The ``train --json`` document."""
+    final = {"loss": outcome.final.get("val_loss", outcome.final.get("loss"))}
+    if "accuracy" in outcome.final:
+        final["accuracy"] = outcome.final["accuracy"]
+    doc: dict[str, Any] = {"run_dir": str(outcome.run_dir), "status": outcome.status, "steps": outcome.steps, "final": final}
+    if outcome.reason:
+        doc["reason"] = outcome.reason
+    return doc
