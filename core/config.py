@@ -59,6 +59,7 @@ class ModelConfig:
     batchnorm: bool = False
     heads: int = 4  # char-transformer
     context: int = 3  # char-mlp: characters of context
+    init_bias: bool = False  # "init well": final-layer bias ← log class priors / target mean (see init-bias)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def run_training(exp: Experiment | None, emit: Emit = null_emit, stop: threading
     import torch  # noqa: F401  (heavy: imported here, not at module import)
 
     from .data import load_data
-    from .models import build_model
+    from .models import build_initialized_model
     from .trainer import Trainer, resolve_device, seed_everything
 
     checkpoint = None
@@ -68,7 +68,7 @@ def run_training(exp: Experiment | None, emit: Emit = null_emit, stop: threading
         device = resolve_device(exp.train.device)
         seed_everything(exp.train.seed)
         splits = load_data(exp)
-        model = build_model(exp, splits.info)
+        model = build_initialized_model(exp, splits)
         trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train, out, stop=stop, pause=pause,
                           save=run.save_checkpoint, device=device)
         if checkpoint is not None:

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ConfigError, Experiment, where
-from .data import DataInfo
+from .data import DataInfo, Splits
 from .factory import import_factory
 
 BUILTINS = ("linear", "mlp", "cnn", "char-mlp", "char-transformer")
@@ -37,6 +37,15 @@ def build_model(exp: Experiment, info: DataInfo) -> nn.Module:
             return CharMLP(info.num_classes, m.context, m.width, **m.kwargs)
         return CharTransformer(info.num_classes, info.input_shape[0], m.width, m.depth, m.heads, m.dropout)
     return _torchvision_model(exp, info, out)
+
+
+def build_initialized_model(exp: Experiment, splits: Splits) -> nn.Module:
+    """``build_model`` plus the recipe's "init well" when ``model.init_bias`` is set."""
+    model = build_model(exp, splits.info)
+    if exp.model.init_bias:
+        from .init_bias import apply_init_bias
+        apply_init_bias(model, splits, exp.task)
+    return model
 
 
 def _out_features(exp: Experiment, info: DataInfo) -> int:

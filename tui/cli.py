@@ -201,7 +201,7 @@ def _check(recipes: Any, args: argparse.Namespace) -> int:
         exp = apply_overrides(exp, tuple(args.overrides))
     ids = select_items(recipes, args.items, args.stage)
     with _StopOnSigint() as stop:
-        ctx = CheckContext(exp=exp, emit=CheckProgress(), stop=stop, fix=args.fix)
+        ctx = CheckContext(exp=exp, emit=CheckProgress(), stop=stop, fix=args.fix, runs_root=args.runs)
         results = run_checks(ids, ctx)
     if args.json:
         print(json.dumps({"recipe": exp.name, "items": [r.public() for r in results]}, default=str))

@@ -27,6 +27,7 @@ class CheckContext:
     fix: bool = False  # checks that can repair (init-bias) apply their fix
     device_name: str = "auto"
     cache: dict[str, Any] = field(default_factory=dict)  # shared between checks of one job (data scans …)
+    runs_root: str = "runs"  # on-disk caches (e.g. data audit results by fingerprint) live under here
     _splits: Any = None
 
     def splits(self) -> "Splits":
@@ -42,10 +43,10 @@ class CheckContext:
 
     def new_model(self, seed: int | None = None) -> "nn.Module":
         """A freshly initialised model (seeded: ``train.seed`` unless given), on the check device."""
-        from ..models import build_model
+        from ..models import build_initialized_model
         from ..trainer import seed_everything
         seed_everything(self.exp.train.seed if seed is None else seed)
-        return build_model(self.exp, self.splits().info).to(self.device)
+        return build_initialized_model(self.exp, self.splits()).to(self.device)
 
     def loss_fn(self):
         from ..tasks import loss_fn
