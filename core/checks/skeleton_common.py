@@ -1,0 +1,131 @@
+"""Helpers shared by the stage-2 ("set up the skeleton") checks. Registers no check itself."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..data import TensorPairs
+from ..init_bias import TargetStats, first_tensor, target_stats
+from .context import CheckContext
+
+__all__ = ["first_tensor", "fresh_model", "train_batches", "first_batch", "eval_split", "stats", "num",
+           "fmt", "names_list", "pick_batch_size", "output_of", "train_steps", "is_lm", "task_targets"]
+
+
+def num(x: Any, digits: int = 6) -> Any:
+    """A JSON-safe number: a rounded float, or the string 'nan'/'inf' (JSON has neither)."""
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    return float(f"{x:.{digits}g}")
+
+
+def fmt(x: float) -> str:
+    return f"{x:.4g}" if math.isfinite(x) else str(x)
+
+
+def names_list(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def is_lm(ctx: CheckContext) -> bool:
+    return ctx.exp.task == "language-model"
+
+
+def fresh_model(ctx: CheckContext, seed: int | None = None, init_bias: bool | None = None) -> nn.Module:
+    """``ctx.new_model`` with ``model.init_bias`` forced on or off (None: as the recipe says)."""
+    if init_bias is None or init_bias == ctx.exp.model.init_bias:
+        return ctx.new_model(seed)
+    from ..models import build_initialized_model
+    from ..trainer import seed_everything
+    seed_everything(ctx.exp.train.seed if seed is None else seed)
+    exp = ctx.exp.replace("model", init_bias=init_bias)
+    return build_initialized_model(exp, ctx.splits()).to(ctx.device)
+
+
+def train_batches(ctx: CheckContext, batch_size: int, seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Training batches exactly as the trainer draws them (``BatchStream``: same order, same drop_last)."""
+    from ..trainer import BatchStream
+    seed = ctx.exp.train.seed if seed is None else seed
+    return BatchStream(ctx.splits().train, batch_size, seed, ctx.device).batches()
+
+
+def first_batch(ctx: CheckContext, n: int, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """A deterministic batch of ``n`` examples: the trainer's first batch (train) or the first ``n`` (val/test)."""
+    if split == "train":
+        return next(train_batches(ctx, n))
+    ds = getattr(ctx.splits(), split)
+    n = max(1, min(n, len(ds)))
+    if isinstance(ds, TensorPairs):
+        x, y = ds.x[:n], ds.y[:n]
+    else:
+        x, y = next(iter(DataLoader(Subset(ds, range(n)), batch_size=n, shuffle=False)))
+    return x.to(ctx.device), y.to(ctx.device)
+
+
+def eval_split(ctx: CheckContext) -> tuple[str, Dataset]:
+    splits = ctx.splits()
+    return ("test", splits.test) if splits.test is not None else ("val", splits.val)
+
+
+def stats(ctx: CheckContext) -> TargetStats:
+    """Training-target statistics (class counts, or mean/variance), computed once per job."""
+    key = f"skeleton.target_stats:{ctx.exp.name}:{ctx.exp.task}"
+    if key not in ctx.cache:
+        splits = ctx.splits()
+        ctx.cache[key] = target_stats(splits.train, ctx.exp.task, splits.info)
+    return ctx.cache[key]
+
+
+def task_targets(ctx: CheckContext, y: torch.Tensor) -> torch.Tensor:
+    """The targets that count for the loss (language models: without padding)."""
+    if is_lm(ctx):
+        return y[y != ctx.splits().info.ignore_index]
+    return y
+
+
+def output_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = first_tensor(model(x))
+    if out is None:
+        raise TypeError(f"the model returned {type(out).__name__}, not a tensor (or a tuple/dict holding one).")
+    return out
+
+
+def pick_batch_size(shape: tuple[int, ...], n_available: int, preferred: int = 8, minimum: int = 4) -> int:
+    """A batch size ≥ ``minimum`` that equals no other dimension of the input, so that a tensor's
+    first dimension of that size can only be the batch (not a sequence length or a channel count)."""
+    others = set(shape)
+    for b in [preferred, *range(minimum, 64)]:
+        if b >= minimum and b not in others and b <= n_available:
+            return b
+    return min(n_available, preferred)
+
+
+def train_steps(ctx: CheckContext, model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], steps: int,
+                lr: float, task: str, transform=None) -> list[float]:
+    """``steps`` optimizer steps (the recipe's optimizer, constant ``lr``); the loss of every step."""
+    from ..trainer import make_optimizer
+    opt = make_optimizer(model, dataclasses.replace(ctx.exp.train, lr=lr))
+    loss_fn = ctx.loss_fn()
+    model.train()
+    losses = []
+    for step in range(steps):
+        ctx.tick(task, step, steps)
+        x, y = next(batches)
+        if transform is not None:
+            x = transform(x)
+        loss = loss_fn(output_of(model, x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = float(loss.detach())
+        losses.append(value)
+        if not math.isfinite(value):
+            break
+    return losses

@@ -1,0 +1,121 @@
+"""Datasets: built-in offline ones, torchvision by name, image folders and user factories.
+
+``load_data(exp)`` returns ``Splits``: train / val (/ test) datasets yielding ``(x, y)`` and a
+``DataInfo`` describing them. Splits are deterministic (``data.split_seed``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from ..config import ConfigError, Experiment, where
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    kind: str  # image | sequence | tabular
+    input_shape: tuple[int, ...]
+    num_classes: int | None = None  # classes; for language models the vocabulary size
+    class_names: tuple[str, ...] = ()
+    vocab: str | None = None  # sequences: character of each token id
+    ignore_index: int = -1  # sequence targets: padding positions
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Dataset
+    val: Dataset
+    info: DataInfo
+    test: Dataset | None = None
+
+    def items(self) -> list[tuple[str, Dataset]]:
+        out = [("train", self.train), ("val", self.val)]
+        return out + ([("test", self.test)] if self.test is not None else [])
+
+
+class TensorPairs(Dataset):
+    """In-memory (x, y) tensors. The trainer indexes whole batches at once (no per-sample calls)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        assert len(x) == len(y)
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.y[i]
+
+
+def random_split_indices(n: int, fractions: tuple[float, ...], seed: int) -> list[torch.Tensor]:
+    """Shuffle 0..n-1 with ``seed``; cut off ``fractions`` (val, test …); the rest first (train)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    sizes = [int(round(n * f)) for f in fractions]
+    out, end = [], n
+    for size in sizes:
+        out.append(perm[end - size:end])
+        end -= size
+    return [perm[:end]] + out
+
+
+def split_tensors(x: torch.Tensor, y: torch.Tensor, exp: Experiment) -> tuple[TensorPairs, TensorPairs, TensorPairs | None]:
+    d = exp.data
+    parts = random_split_indices(len(x), (d.val_fraction, d.test_fraction), d.split_seed)
+    train, val, test = (TensorPairs(x[i], y[i]) for i in parts)
+    return train, val, (test if len(test) else None)
+
+
+def load_data(exp: Experiment, progress: Progress | None = None) -> Splits:
+    d = exp.data
+    if d.factory:
+        from .factory_data import load_factory
+        splits = load_factory(exp)
+    elif d.source == "digits":
+        from .digits import load_digits
+        splits = load_digits(exp)
+    elif d.source == "names":
+        from .names import load_names
+        splits = load_names(exp)
+    elif d.source == "imagefolder" or (d.source is None and d.path):
+        from .vision import load_imagefolder
+        splits = load_imagefolder(exp)
+    else:
+        from .vision import TORCHVISION_SOURCES, load_torchvision
+        if d.source not in TORCHVISION_SOURCES:
+            import difflib
+            options = ["digits", "names", "imagefolder", *TORCHVISION_SOURCES]
+            close = difflib.get_close_matches(d.source or "", options, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (one of {', '.join(options)})."
+            raise ConfigError(f"{where(exp, 'data', 'source')}unknown data source '{d.source}'{hint}")
+        splits = load_torchvision(exp)
+    if d.limit is not None and d.limit < len(splits.train):
+        from torch.utils.data import Subset
+        train = splits.train
+        if isinstance(train, TensorPairs):
+            train = TensorPairs(train.x[: d.limit], train.y[: d.limit])
+        else:
+            train = Subset(train, range(d.limit))
+        splits = Splits(train=train, val=splits.val, test=splits.test, info=splits.info)
+    return splits
+
+
+def targets_of(ds: Dataset) -> torch.Tensor | None:
+    """All labels of a dataset without loading inputs where the dataset allows it."""
+    if isinstance(ds, TensorPairs):
+        return ds.y
+    for attr in ("targets", "labels"):
+        t = getattr(ds, attr, None)
+        if t is not None:
+            return torch.as_tensor(t)
+    inner = getattr(ds, "dataset", None)
+    indices = getattr(ds, "indices", None)
+    if inner is not None and indices is not None:
+        t = targets_of(inner)
+        return None if t is None else t[torch.as_tensor(list(indices))]
+    return None
+

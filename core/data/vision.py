@@ -1,0 +1,88 @@
+"""torchvision datasets by name, and image folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from ..config import ConfigError, Experiment, where
+from . import DataInfo, Splits, random_split_indices
+
+# name → (torchvision class, channel means, channel stds)
+TORCHVISION_SOURCES = {
+    "mnist": ("MNIST", (0.1307,), (0.3081,)),
+    "fashion-mnist": ("FashionMNIST", (0.2860,), (0.3530,)),
+    "cifar10": ("CIFAR10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ("CIFAR100", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+def _root(exp: Experiment) -> Path:
+    root = Path(exp.data.root).expanduser()
+    return root if root.is_absolute() else Path(exp.base_dir) / root
+
+
+def _transforms(exp: Experiment, mean: tuple[float, ...], std: tuple[float, ...], size: int | None, train: bool):
+    from torchvision import transforms as T
+
+    ops = []
+    if size:
+        ops.append(T.Resize((size, size)))
+    if train and exp.data.augment:
+        ops += [T.RandomCrop(size or 32, padding=4) if size or len(mean) == 3 else T.RandomCrop(28, padding=2)]
+        if len(mean) == 3:
+            ops.append(T.RandomHorizontalFlip())
+    ops += [T.ToTensor(), T.Normalize(mean, std)]
+    return T.Compose(ops)
+
+
+def load_torchvision(exp: Experiment) -> Splits:
+    import torchvision.datasets as tvd
+
+    cls_name, mean, std = TORCHVISION_SOURCES[exp.data.source]
+    cls = getattr(tvd, cls_name)
+    root = _root(exp)
+    try:
+        train = cls(root, train=True, download=exp.data.download, transform=_transforms(exp, mean, std, None, True))
+        val = cls(root, train=False, download=exp.data.download, transform=_transforms(exp, mean, std, None, False))
+    except RuntimeError as exc:
+        if "not found" in str(exc).lower() or "download" in str(exc).lower():
+            raise ConfigError(
+                f"{where(exp, 'data', 'source')}{exp.data.source} is not in {root}; "
+                f"set data.download = true (needs network) or point data.root at a copy."
+            ) from None
+        raise
+    x0, _ = train[0]
+    classes = tuple(str(c) for c in getattr(train, "classes", ()))
+    info = DataInfo(kind="image", input_shape=tuple(x0.shape), num_classes=len(classes), class_names=classes)
+    return Splits(train=train, val=val, info=info)
+
+
+def load_imagefolder(exp: Experiment) -> Splits:
+    from torchvision.datasets import ImageFolder
+
+    if not exp.data.path:
+        raise ConfigError(f"{where(exp, 'data')}imagefolder needs data.path, a folder of class folders.")
+    root = Path(exp.data.path).expanduser()
+    root = root if root.is_absolute() else Path(exp.base_dir) / root
+    if not root.is_dir():
+        raise ConfigError(f"{where(exp, 'data', 'path')}no such folder: {root}.")
+    size = exp.data.image_size
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        train = ImageFolder(root / "train", transform=_transforms(exp, mean, std, size, True))
+        val: Dataset = ImageFolder(root / "val", transform=_transforms(exp, mean, std, size, False))
+        test = ImageFolder(root / "test", transform=_transforms(exp, mean, std, size, False)) if (root / "test").is_dir() else None
+        classes = train.classes
+    else:
+        full_train = ImageFolder(root, transform=_transforms(exp, mean, std, size, True))
+        full_eval = ImageFolder(root, transform=_transforms(exp, mean, std, size, False))
+        parts = random_split_indices(len(full_train), (exp.data.val_fraction, exp.data.test_fraction), exp.data.split_seed)
+        train = Subset(full_train, parts[0].tolist())
+        val = Subset(full_eval, parts[1].tolist())
+        test = Subset(full_eval, parts[2].tolist()) if len(parts[2]) else None
+        classes = full_train.classes
+    x0, _ = val[0]
+    info = DataInfo(kind="image", input_shape=tuple(x0.shape), num_classes=len(classes), class_names=tuple(classes))
+    return Splits(train=train, val=val, test=test, info=info)

@@ -1,0 +1,165 @@
+"""The recipe's "init well": set the final layer's bias so the model starts at the best input-free guess.
+
+Classification and language models get the log class (token) priors of the training targets, so
+softmax at init predicts the prior and the loss starts at its entropy instead of ln C; regression
+gets the target mean, so the loss starts near Var(y). The final layer is found by running a probe
+batch with forward hooks: the last ``nn.Linear`` called whose ``out_features`` matches the output size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from .data import DataInfo, Splits, TensorPairs, targets_of
+
+MAX_SCAN = 20000  # datasets without a targets attribute: labels read from at most this many samples
+
+
+@dataclass(frozen=True)
+class TargetStats:
+    """What an input-free predictor can know about the training targets."""
+
+    task: str
+    counts: torch.Tensor | None = None  # classification / language model: float64 count per class (token)
+    mean: torch.Tensor | None = None  # regression: per output, float64
+    var: torch.Tensor | None = None  # regression: per output (population variance)
+    n: int = 0  # targets counted (tokens for language models)
+
+    @property
+    def prior(self) -> torch.Tensor:
+        assert self.counts is not None
+        return self.counts / self.counts.sum().clamp(min=1)
+
+    def log_prior(self) -> torch.Tensor:
+        # Half a pseudo-count keeps classes absent from train finite (very unlikely, never -inf).
+        assert self.counts is not None
+        c = self.counts + 0.5
+        return (c / c.sum()).log()
+
+    def entropy(self) -> float:
+        p = self.prior[self.prior > 0]
+        return float(-(p * p.log()).sum())
+
+
+def all_targets(ds: Dataset, limit: int = MAX_SCAN) -> torch.Tensor:
+    """Every label of ``ds`` (cheaply when the dataset exposes them), else those of ``limit`` random samples."""
+    t = targets_of(ds)
+    if t is not None:
+        return torch.as_tensor(t)
+    n = len(ds)
+    if n > limit:  # a seeded sample keeps this deterministic and bounded on huge datasets
+        idx = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:limit].tolist()
+        ds = Subset(ds, idx)
+    ys = [torch.as_tensor(y) for _, y in DataLoader(ds, batch_size=256, shuffle=False)]
+    return torch.cat(ys)
+
+
+def target_stats(ds: Dataset, task: str, info: DataInfo) -> TargetStats:
+    y = all_targets(ds)
+    if task == "regression":
+        y = y.double()
+        y = y.reshape(len(y), -1)
+        return TargetStats(task, mean=y.mean(0), var=y.var(0, unbiased=False), n=len(y))
+    y = y.long().reshape(-1)
+    if task == "language-model":
+        y = y[y != info.ignore_index]
+    y = y[y >= 0]
+    size = max(int(info.num_classes or 0), int(y.max()) + 1 if len(y) else 1)
+    return TargetStats(task, counts=torch.bincount(y, minlength=size).double(), n=len(y))
+
+
+def probe_batch(ds: Dataset, n: int = 4) -> torch.Tensor:
+    """The inputs of the first ``n`` samples, batched as the trainer would."""
+    n = max(1, min(n, len(ds)))
+    if isinstance(ds, TensorPairs):
+        return ds.x[:n]
+    x, _ = next(iter(DataLoader(Subset(ds, range(n)), batch_size=n, shuffle=False)))
+    return x
+
+
+def first_tensor(out: Any) -> torch.Tensor | None:
+    """The prediction tensor of a model output: itself, the first tensor of a tuple, or ``logits``."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        if isinstance(out.get("logits"), torch.Tensor):
+            return out["logits"]
+        out = list(out.values())
+    logits = getattr(out, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(out, (list, tuple)):
+        for item in out:
+            t = first_tensor(item)
+            if t is not None:
+                return t
+    return None
+
+
+def find_final_linear(model: nn.Module, x: torch.Tensor, out_features: int) -> tuple[str, nn.Linear]:
+    """The last ``nn.Linear`` the forward pass calls with ``out_features`` outputs, after which no other
+    layer with parameters runs. Raises ``ValueError`` saying why when there is none."""
+    names = {id(m): (n or type(m).__name__) for n, m in model.named_modules()}
+    calls: list[nn.Module] = []  # parametrised leaf modules, in the order their forward finished
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        calls.append(module)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+    was_training = model.training
+    try:
+        model.eval()  # no BatchNorm statistics update from the probe
+        device = next((p.device for p in model.parameters()), x.device)
+        with torch.no_grad():
+            model(x.to(device))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    linears = [i for i, m in enumerate(calls) if isinstance(m, nn.Linear) and m.out_features == out_features]
+    if not linears:
+        last = calls[-1] if calls else None
+        where = (f"the last layer with parameters is '{names[id(last)]}' ({type(last).__name__})"
+                 if last is not None else "the forward pass calls no layer with parameters")
+        raise ValueError(f"cannot set the final-layer bias: no nn.Linear with {out_features} outputs is called in the "
+                         f"forward pass ({where}); set the last layer's bias by hand.")
+    i = linears[-1]
+    layer = calls[i]
+    after = [m for m in calls[i + 1:] if m is not layer]
+    if after:
+        raise ValueError(f"cannot set the final-layer bias: the last nn.Linear with {out_features} outputs "
+                         f"('{names[id(layer)]}') is followed by '{names[id(after[-1])]}' ({type(after[-1]).__name__}), "
+                         "so it is not the final layer; set the last layer's bias by hand.")
+    assert isinstance(layer, nn.Linear)
+    if layer.bias is None:
+        raise ValueError(f"cannot set the final-layer bias: the final layer '{names[id(layer)]}' has no bias "
+                         "(bias=False); give it one or leave model.init_bias off.")
+    return names[id(layer)], layer
+
+
+def bias_values(stats: TargetStats) -> torch.Tensor:
+    """Log priors (classification, language model) or the target mean (regression)."""
+    if stats.task == "regression":
+        assert stats.mean is not None
+        return stats.mean
+    return stats.log_prior()
+
+
+def apply_init_bias(model: nn.Module, splits: Splits, task: str) -> dict[str, Any]:
+    """Set the final ``nn.Linear``'s bias to the log class priors (the target mean for regression).
+
+    Returns what was done: ``{"layer", "kind", "out_features", "bias", "n"}``. Raises ``ValueError``
+    with the reason when the final layer cannot be found or has no bias.
+    """
+    stats = target_stats(splits.train, task, splits.info)
+    values = bias_values(stats)
+    name, layer = find_final_linear(model, probe_batch(splits.train), len(values))
+    with torch.no_grad():
+        layer.bias.copy_(values.to(dtype=layer.bias.dtype, device=layer.bias.device))
+    return {"layer": name, "kind": "mean" if task == "regression" else "log-prior", "out_features": len(values),
+            "bias": [round(float(v), 4) for v in values[:64]], "n": stats.n}

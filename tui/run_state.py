@@ -1,0 +1,103 @@
+"""What the status line and the charts show about a training run, folded from core events.
+
+UI-free so a worker can replay a whole events.jsonl into one (re-open, ``watch``) and hand it to the
+UI in one piece, instead of pushing a million events through the queue.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from recipe_tui.core.events import Eval, Event, Failed, Finished, RunStarted, Step
+
+from .series import MinMaxSeries
+
+SERIES = ("train_loss", "val_loss", "metric", "lr", "grad_norm")
+ACTIVE = ("training", "paused", "stopping")
+
+
+class RunState:
+    def __init__(self) -> None:
+        self.status = "idle"  # idle | training | paused | stopping | completed | stopped | failed | interrupted
+        self.recipe = ""
+        self.run_dir = ""
+        self.device = ""
+        self.params = 0
+        self.step = 0
+        self.total = 0
+        self.rate: float | None = None  # steps/s, smoothed
+        self.metric_name = ""
+        self.latest: dict[str, float] = {}
+        self.reason = ""  # why it failed
+        self.final: dict[str, float] = {}
+        self.series: dict[str, MinMaxSeries] = {name: MinMaxSeries() for name in SERIES}
+        self.version = 0  # bumps whenever a series got a point: charts rebuild only then
+        self.last_event_time: float | None = None  # wall clock of the newest event (watch: is it alive?)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def apply(self, event: Event) -> None:
+        self.last_event_time = time.time()
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _run_started(self, e: RunStarted) -> None:
+        self.status, self.recipe, self.run_dir, self.device = "training", e.recipe, e.run_dir, e.device
+        self.total, self.step, self.params, self.rate = e.steps, e.start_step, e.params, None
+        self.reason, self.final = "", {}
+
+    def _step(self, e: Step) -> None:
+        self.step = e.step
+        self._add("train_loss", e.step, e.loss)
+        self._add("lr", e.step, e.lr)
+        if e.grad_norm is not None:
+            self._add("grad_norm", e.step, e.grad_norm)
+        if e.steps_per_s:
+            # Each Step reports the rate since the previous log line; smooth it so the ETA does not jump.
+            self.rate = e.steps_per_s if self.rate is None else 0.7 * self.rate + 0.3 * e.steps_per_s
+
+    def _eval(self, e: Eval) -> None:
+        if e.split != "val":
+            return
+        self._add("val_loss", e.step, e.loss)
+        if e.metrics:
+            self.metric_name = self.metric_name or next(iter(e.metrics))
+            value = e.metrics.get(self.metric_name)
+            if value is not None:
+                self._add("metric", e.step, float(value))
+
+    def _finished(self, e: Finished) -> None:
+        self.status, self.step, self.final = e.status, e.step, dict(e.final)
+
+    def _failed(self, e: Failed) -> None:
+        self.status, self.step, self.reason = "failed", e.step, e.reason
+
+    def _add(self, name: str, step: int, value: float) -> None:
+        self.series[name].append(step, float(value))
+        self.latest[name] = float(value)
+        self.version += 1
+
+    def eta_s(self) -> float | None:
+        if not self.active or not self.rate or self.total <= self.step:
+            return None
+        return (self.total - self.step) / self.rate
+
+    def snapshot(self) -> dict[str, Any]:
+        """The numbers a test or a log line wants, without the series."""
+        return {"status": self.status, "step": self.step, "total": self.total, "rate": self.rate,
+                "device": self.device, "run_dir": self.run_dir, **self.latest}
+
+
+_HANDLERS = {RunStarted: RunState._run_started, Step: RunState._step, Eval: RunState._eval,
+             Finished: RunState._finished, Failed: RunState._failed}
+
+
+def replay(events: Any) -> RunState:
+    """A RunState from recorded events (a run dir's history)."""
+    state = RunState()
+    for event in events:
+        state.apply(event)
+    return state

@@ -1,0 +1,125 @@
+"""Chart series whose memory and redraw cost stay bounded however long the run gets.
+
+A ``MinMaxSeries`` keeps at most ``capacity`` buckets of equally many consecutive points, each with its
+minimum and maximum (and where they happened). When it is full, neighbouring buckets merge pairwise
+and the bucket size doubles: appending is O(1) amortised, and ``points(n)`` costs O(capacity) no
+matter whether a million points went in. A spike always survives: it is the maximum of some bucket,
+and a merge keeps the larger maximum.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+Transform = Callable[[float], float]
+
+
+class MinMaxSeries:
+    __slots__ = ("capacity", "size", "count", "_xlo", "_ylo", "_xhi", "_yhi", "_n", "first", "last")
+
+    def __init__(self, capacity: int = 2048) -> None:
+        assert capacity >= 4 and capacity % 2 == 0
+        self.capacity = capacity
+        self.size = 1  # points per full bucket
+        self.count = 0  # points appended (non-finite values are not)
+        self._xlo: list[float] = []
+        self._ylo: list[float] = []
+        self._xhi: list[float] = []
+        self._yhi: list[float] = []
+        self._n: list[int] = []  # points in each bucket (only the last is ever partial)
+        self.first: tuple[float, float] | None = None
+        self.last: tuple[float, float] | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def append(self, x: float, y: float) -> None:
+        if not math.isfinite(y):
+            return  # a NaN loss ends the run with a message; it has no place on an axis
+        self.count += 1
+        self.last = (x, y)
+        if self.first is None:
+            self.first = (x, y)
+        if self._n and self._n[-1] < self.size:
+            i = len(self._n) - 1
+            self._n[i] += 1
+            if y < self._ylo[i]:
+                self._xlo[i], self._ylo[i] = x, y
+            if y > self._yhi[i]:
+                self._xhi[i], self._yhi[i] = x, y
+            return
+        if len(self._n) == self.capacity:
+            self._halve()  # every bucket is full then, so the merged ones are too: start a new one
+        self._new_bucket(x, y)
+
+    def _new_bucket(self, x: float, y: float) -> None:
+        self._xlo.append(x)
+        self._ylo.append(y)
+        self._xhi.append(x)
+        self._yhi.append(y)
+        self._n.append(1)
+
+    def _halve(self) -> None:
+        xlo, ylo, xhi, yhi, n = [], [], [], [], []
+        for a in range(0, len(self._n), 2):
+            b = a + 1
+            if b < len(self._n):
+                lo = a if self._ylo[a] <= self._ylo[b] else b
+                hi = a if self._yhi[a] >= self._yhi[b] else b
+                n.append(self._n[a] + self._n[b])
+            else:
+                lo = hi = a
+                n.append(self._n[a])
+            xlo.append(self._xlo[lo])
+            ylo.append(self._ylo[lo])
+            xhi.append(self._xhi[hi])
+            yhi.append(self._yhi[hi])
+        self._xlo, self._ylo, self._xhi, self._yhi, self._n = xlo, ylo, xhi, yhi, n
+        self.size *= 2
+
+    def points(self, buckets: int, transform: Transform | None = None) -> tuple[list[float], list[float]]:
+        """At most ``2 * buckets + 2`` points in x order: min and max of each of ``buckets`` groups.
+
+        The first and last points are always included, so the curve ends at the current value.
+        ``transform`` (e.g. log10) must be monotonic; points it cannot map (it raises) are dropped.
+        """
+        nb = len(self._n)
+        if nb == 0:
+            return [], []
+        buckets = max(1, buckets)
+        pts: list[tuple[float, float]] = [self.first] if self.first else []
+        group = math.ceil(nb / buckets)
+        for start in range(0, nb, group):
+            end = min(nb, start + group)
+            lo = min(range(start, end), key=self._ylo.__getitem__)
+            hi = max(range(start, end), key=self._yhi.__getitem__)
+            a, b = (self._xlo[lo], self._ylo[lo]), (self._xhi[hi], self._yhi[hi])
+            if a[0] > b[0]:
+                a, b = b, a
+            pts.append(a)
+            if b != a:
+                pts.append(b)
+        if self.last:
+            pts.append(self.last)
+        xs: list[float] = []
+        ys: list[float] = []
+        prev_x = None
+        for x, y in pts:
+            if transform is not None:
+                try:
+                    y = transform(y)
+                except (ValueError, OverflowError):
+                    continue
+            if x == prev_x and xs:
+                continue  # plotext draws a vertical jump between equal x; one value per x is enough
+            xs.append(x)
+            ys.append(y)
+            prev_x = x
+        return xs, ys
+
+
+def safe_log10(y: float) -> float:
+    """log10 for the log-y charts; non-positive values cannot be drawn on a log axis (ValueError drops them)."""
+    if y <= 0:
+        raise ValueError(y)
+    return math.log10(y)
