@@ -94,6 +94,7 @@ def load_job(exp: Experiment, runs_root: str | Path, emit: Any, stop: threading.
         return
     from recipe_tui.core.checks import registry
     registry()
+    import plotext._figure  # noqa: F401  (warms the import so the first chart does not stall the UI)
     from recipe_tui.core.data import load_data
     splits = load_data(exp)
     emit(DataLoaded(summarize_data(splits, exp.task), splits))

@@ -101,8 +101,8 @@ def pick_batch_size(shape: tuple[int, ...], n_available: int, preferred: int = 8
     """A batch size ≥ ``minimum`` that equals no other dimension of the input, so that a tensor's
     first dimension of that size can only be the batch (not a sequence length or a channel count)."""
     others = set(shape)
-    for b in [preferred, *range(minimum, 64)]:
-        if b >= minimum and b not in others and b <= n_available:
+    for b in [preferred, *range(preferred - 1, minimum - 1, -1), *range(preferred + 1, 64)]:
+        if b not in others and b <= n_available:
             return b
     return min(n_available, preferred)
 

@@ -68,7 +68,8 @@ class Checklist(Tree[Ref]):
             self._relabel_item(item_id)
 
     def on_mount(self) -> None:
-        self.move_cursor_to_line(1)  # the first item, not the first stage heading
+        self.move_cursor_to_line(1)  # the first item, not the first stage heading…
+        self.call_after_refresh(self.scroll_home, animate=False)  # …with that heading still in view
 
     # -- public -----------------------------------------------------------------------------------
     def status(self, item_id: str) -> str:

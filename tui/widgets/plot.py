@@ -1,7 +1,7 @@
 """One chart: its own plotext figure, built on the UI thread, cached as rich Text.
 
 plotext's module-level API shares one global figure; each ``Plot`` owns a private figure instead.
-The figure is rebuilt only when ``rebuild`` is asked to and the data version, the size or log-y
+The figure is rebuilt only when ``rebuild`` is asked to and the data, the size or log-y
 changed; ``render`` just returns the cached text. Series come in downsampled to about two points per
 column (min and max of each bucket), which keeps a build cheap whatever the history length.
 
@@ -33,31 +33,44 @@ class Line:
 class Plot(Widget):
     def __init__(self, title: str, lines: list[Line], *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.border_title = title
         self.lines = lines
+        # The legend lives in the border title: inside the plot it would cost two rows of data.
+        legend = " ".join(f"[rgb({r},{g},{b})]━ {line.label}[/]" for line in lines for r, g, b in [line.color])
+        self.border_title = f"{title} {legend}" if len(lines) > 1 else title
         self._fig: Any = None  # created on first build: plotext is not imported before the first frame
         self._text: Text = Text("no data yet", style="dim")
         self._key: tuple[Any, ...] | None = None
         self.build_seconds = 0.0
 
+    def invalidate(self) -> None:
+        """Forget what was drawn: the next ``rebuild`` draws whatever it is given."""
+        self._key = None
+
     def render(self) -> Text:
         return self._text
 
-    def rebuild(self, series: dict[str, MinMaxSeries], version: int, log_y: bool) -> bool:
-        """Rebuild if anything shown changed; returns whether it did."""
+    def rebuild(self, series: dict[str, MinMaxSeries], log_y: bool) -> bool:
+        """Rebuild if anything shown changed; returns whether it did.
+
+        Series only grow, so their point counts tell whether new data arrived; the identity of the
+        dict tells a different run apart.
+        """
         w, h = self.content_size.width, self.content_size.height
-        key = (version, w, h, log_y)
+        counts = tuple(len(series[line.key]) if line.key in series else 0 for line in self.lines)
+        key = (id(series), counts, w, h, log_y)
         if key == self._key or w <= 0 or h <= 0:
             return False
         self._key = key
         t0 = time.perf_counter()
-        self._text = self._build(series, w, h, log_y)
+        self._text = self._draw(series, w, h, log_y)
         self.build_seconds = time.perf_counter() - t0
-        self.border_subtitle = "log" if log_y else ""
+        subtitle = "log" if log_y else ""
+        if self.border_subtitle != subtitle:  # setting it repaints the border, even to the same value
+            self.border_subtitle = subtitle
         self.refresh()
         return True
 
-    def _build(self, series: dict[str, MinMaxSeries], w: int, h: int, log_y: bool) -> Text:
+    def _draw(self, series: dict[str, MinMaxSeries], w: int, h: int, log_y: bool) -> Text:
         transform = safe_log10 if log_y else None
         data = []
         for line in self.lines:
@@ -82,14 +95,16 @@ class Plot(Widget):
             pad = abs(y_hi) * 0.1 or 1.0
             y_lo, y_hi = y_lo - pad, y_hi + pad
         x_hi = x_hi if x_hi > x_lo else x_lo + 1
+        fig.xaxes(True, False)  # an L of axes: the widget border already frames the chart
+        fig.yaxes(True, False)
         for line, xs, ys, _ in data:
-            fig.plot(xs, ys, color=line.color, marker="braille", label=line.label if len(data) > 1 else None)
+            fig.plot(xs, ys, color=line.color, marker="braille")
         fig.xlim(x_lo, x_hi)
         fig.ylim(y_lo, y_hi)
-        xt = nice_ticks(x_lo, x_hi, max(2, w // 14))
+        xt = [t for t in nice_ticks(x_lo, x_hi, max(2, w // 14)) if t == int(t)] or [x_lo]  # steps are integers
         fig.xticks(xt, [_fmt_step(v) for v in xt])
-        yt, labels = (log_ticks(y_lo, y_hi, max(2, h // 4)) if log_y
-                      else _with_labels(nice_ticks(y_lo, y_hi, max(2, h // 4))))
+        yt, labels = (log_ticks(y_lo, y_hi, max(2, h // 3)) if log_y
+                      else _with_labels(nice_ticks(y_lo, y_hi, max(2, h // 3))))
         fig.yticks(yt, labels)
         return Text.from_ansi(fig.build(), no_wrap=True, end="")
 
@@ -101,19 +116,22 @@ class Plot(Widget):
 
 
 def nice_ticks(lo: float, hi: float, n: int) -> list[float]:
-    """Round tick values (1, 2, 5 × 10^k apart) inside [lo, hi], about ``n`` of them."""
+    """Round tick values (1, 2 or 5 × 10^k apart) inside [lo, hi]: at most about ``n``, at least two."""
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / max(1, n)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
-    ticks = []
-    v = first
-    while v <= hi + step * 1e-9:
-        ticks.append(round(v, 12))
-        v += step
-    return ticks or [lo]
+    mag = 10.0 ** math.floor(math.log10(raw))
+    mants = (1, 2, 5, 10)
+    i = next(k for k, m in enumerate(mants) if m * mag >= raw)
+    while True:
+        step = mants[i] * mag
+        first = math.ceil(lo / step - 1e-9) * step
+        count = int(math.floor((hi - first) / step + 1e-9)) + 1
+        if count >= 2 or step < (hi - lo) * 1e-6:
+            return [round(first + k * step, 12) for k in range(max(1, count))]
+        i -= 1  # too coarse for two ticks: 5 → 2 → 1 → 0.5 …
+        if i < 0:
+            i, mag = 2, mag / 10
 
 
 def log_ticks(lo: float, hi: float, n: int) -> tuple[list[float], list[str]]:

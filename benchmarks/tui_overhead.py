@@ -1,0 +1,118 @@
+"""Training throughput with the app open (charts live) against headless training, same process.
+
+    python benchmarks/tui_overhead.py [--steps 3000] [--rounds 3] [--size 160x50]
+
+The default recipe (digits-mlp) is trained for a fixed number of steps, alternately headless
+(``run_training`` with no UI) and inside the app (``App.run_test`` — the headless Textual driver: the
+app composes, drains the queue, rebuilds the charts and renders frames; only the terminal write is
+skipped), so both see the same machine load. Steps/s is measured between the RunStarted and Finished
+events, i.e. the training loop only (imports, data and model building excluded).
+
+Budget (DESIGN.md): with the app open ≥ 0.97 × headless throughput. Prints the median ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def recipes_file(folder: Path, steps: int) -> Path:
+    """The shipped recipes with the first experiment's step count replaced."""
+    from recipe_tui.core.config import shipped_recipes_path
+
+    text = shipped_recipes_path().read_text()
+    text = text.replace("steps = 1500, seed = 1337, eval_every = 100 }",
+                        f"steps = {steps}, seed = 1337, eval_every = 100, checkpoint_every = {steps * 2} }}", 1)
+    path = folder / "recipes.toml"
+    path.write_text(text)
+    return path
+
+
+class Clock:
+    """An emit that notes when the training loop started and ended."""
+
+    def __init__(self, inner=None) -> None:
+        self.inner = inner
+        self.t0 = self.t1 = None
+        self.steps = 0
+        self.start_step = 0
+        self.done = threading.Event()
+
+    def __call__(self, event) -> None:
+        if event.type == "run_started":
+            self.t0, self.start_step = time.perf_counter(), event.start_step
+        elif event.type in ("finished", "failed"):
+            self.t1, self.steps = time.perf_counter(), event.step
+            self.done.set()
+        if self.inner is not None:
+            self.inner(event)
+
+    @property
+    def rate(self) -> float:
+        return (self.steps - self.start_step) / (self.t1 - self.t0)
+
+
+def headless(file: Path, runs: Path) -> float:
+    from recipe_tui.core.config import load_recipes
+    from recipe_tui.core.jobs import run_training
+
+    clock = Clock()
+    run_training(load_recipes(file).experiment(None), emit=clock, runs_root=runs)
+    return clock.rate
+
+
+async def with_app(file: Path, runs: Path, size: tuple[int, int]) -> tuple[float, int]:
+    from recipe_tui.tui.app import RecipeApp
+
+    app = RecipeApp(file=file, runs=runs)
+    async with app.run_test(size=size) as pilot:
+        while app._splits is None:  # the background load (history, registry, data) is not measured
+            await asyncio.sleep(0.05)
+        clock = Clock(app.queue.emit)
+        app.queue.emit = clock  # the trainer's emit goes through the clock, then into the app's queue
+        await pilot.press("t")
+        while not clock.done.is_set():
+            await asyncio.sleep(0.05)
+        builds = app.charts.builds
+        await pilot.press("q")
+    return clock.rate, builds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", default="160x50", help="terminal size of the app, WxH")
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    import torch
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        file = recipes_file(folder, args.steps)
+        headless(file, folder / "warmup")  # first-run costs (imports, allocator) out of the comparison
+        ratios = []
+        for r in range(args.rounds):
+            base = headless(file, folder / f"h{r}")
+            live, builds = asyncio.run(with_app(file, folder / f"a{r}", size))
+            ratios.append(live / base)
+            print(f"round {r + 1}: headless {base:,.0f} steps/s · app open {live:,.0f} steps/s "
+                  f"({builds} chart builds) · ratio {live / base:.3f}")
+    ratio = statistics.median(ratios)
+    print(f"throughput with the app open / headless: {ratio:.3f} (median of {args.rounds}; budget ≥ 0.97) "
+          f"{'OK' if ratio >= 0.97 else 'OVER BUDGET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The dataset pane: split sizes, input shape, the class histogram, and what the data checks found."""
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from recipe_tui.core.events import CheckResult
+
+from ..bridge import DataSummary
+from ..marks import mark
+
+MAX_CLASSES = 40  # beyond this the histogram shows the most and least frequent classes only
+
+
+class DatasetPane(VerticalScroll):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.border_title = "Dataset"
+        self.summary: DataSummary | None = None
+        self.message = "loading…"
+        self.checks: list[tuple[str, str, CheckResult | None]] = []  # (item id, status, last result)
+        self.body = Static(self.message, id="dataset-body")
+        self.can_focus = False
+
+    def compose(self):
+        yield self.body
+
+    def show_summary(self, summary: DataSummary) -> None:
+        self.summary = summary
+        self._redraw()
+
+    def show_message(self, message: str) -> None:
+        """E.g. why the data did not load."""
+        self.message = message
+        self._redraw()
+
+    def show_checks(self, checks: list[tuple[str, str, CheckResult | None]]) -> None:
+        self.checks = checks
+        self._redraw()
+
+    def _redraw(self) -> None:
+        parts: list[RenderableType] = []
+        s = self.summary
+        if s is None:
+            parts.append(Text(self.message, style="dim"))
+        else:
+            shape = "×".join(str(d) for d in s.input_shape)
+            classes = f" · {s.num_classes} {'tokens' if s.kind == 'sequence' else 'classes'}" if s.num_classes else ""
+            parts.append(Text.assemble((f"{s.kind} {shape}", "bold"), classes))
+            parts.append(Text("  ".join(f"{name} {n:,}" for name, n in s.sizes)))
+            parts.append(_histogram(s, self.content_size.width) if s.histograms else Text(s.note, style="dim"))
+        if self.checks:
+            parts.append(Text("data checks", style="bold"))
+            for item_id, status, res in self.checks:
+                summary = res.summary if res is not None else "not run: select it, press enter"
+                parts.append(Text.assemble(mark(status), f" {item_id}: ", (summary, "" if res else "dim")))
+        self.body.update(Group(*parts))
+
+    def on_resize(self) -> None:
+        self._redraw()  # bar lengths follow the pane's width
+
+
+def _histogram(s: DataSummary, width: int) -> RenderableType:
+    """One row per class: a bar for the first split (train) and the count of every split."""
+    splits = list(s.histograms)
+    first = s.histograms[splits[0]]
+    order = list(range(len(first)))
+    if len(order) > MAX_CLASSES:  # keep the extremes: imbalance is what the histogram is for
+        by_count = sorted(order, key=lambda c: first[c], reverse=True)
+        order = sorted(by_count[:MAX_CLASSES // 2]) + sorted(by_count[-MAX_CLASSES // 2:])
+    peak = max(first) or 1
+    bar = max(3, min(24, width - 6 - 7 * len(splits)))  # label, counts, spacing: the bar gets the rest
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True, style="dim", max_width=8)
+    table.add_column(no_wrap=True)
+    for _ in splits:
+        table.add_column(no_wrap=True, justify="right")
+    table.add_row("class", "", *(Text(n, style="dim") for n in splits))
+    for c in order:
+        label = s.class_names[c] if c < len(s.class_names) else str(c)
+        n = first[c]
+        table.add_row(label[:8], Text("█" * max(1 if n else 0, round(bar * n / peak)), style="cyan"),
+                      *(f"{s.histograms[name][c]:,}" for name in splits))
+    return table

@@ -1,0 +1,52 @@
+"""The help screen (``?``): the keys, what the marks mean, and where things are written."""
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from ..marks import MARKS, mark
+
+KEYS = [
+    ("↑/↓  j/k", "move in the checklist"),
+    ("enter", "run the selected item (on a stage heading: every automated item of the stage)"),
+    ("space", "tick / untick the selected manual item"),
+    ("t", "train the experiment (live charts, log and status)"),
+    ("s", "stop the running job (training writes a checkpoint)"),
+    ("p", "pause / resume training"),
+    ("l", "toggle a logarithmic y axis on the charts"),
+    ("?", "this help"),
+    ("q", "quit (stops a running job first)"),
+    ("tab", "move focus to the run log; there enter folds/unfolds tracebacks"),
+    ("ctrl+p", "command palette: every action by name"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
+
+    def __init__(self, notes: str = "") -> None:
+        super().__init__()
+        self.notes = notes
+
+    def compose(self) -> ComposeResult:
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold", no_wrap=True)
+        keys.add_column()
+        for key, what in KEYS:
+            keys.add_row(key, what)
+        marks = Table.grid(padding=(0, 2))
+        marks.add_column(no_wrap=True)
+        marks.add_column()
+        for status, (_, _, meaning) in MARKS.items():
+            marks.add_row(mark(status), meaning)
+        body = Group(Text("recipe-tui: Karpathy's recipe for training neural networks", style="bold"), Text(""),
+                     keys, Text(""), Text("marks", style="bold"), marks, Text(""), Text(self.notes, style="dim"),
+                     Text("escape closes this help", style="dim"))
+        with VerticalScroll(id="help-box"):
+            yield Static(body)

@@ -1,0 +1,132 @@
+"""The item detail pane: the selected item's guidance, and its last result's verdict, evidence and hint.
+
+For ``batch-view`` it also draws the captured input tensors when the result carries them
+(see ``batch_preview``); the traceback of an ``error`` result is shown in full here.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from recipe_tui.core.config import Item
+from recipe_tui.core.events import CheckResult
+
+from ..marks import MARKS, mark
+
+HIDDEN_METRICS = {"batch", "images", "tensors", "samples"}  # payloads drawn by batch_preview, not listed
+
+
+class ItemDetail(VerticalScroll):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.border_title = "Item"
+        self.body = Static("", id="detail-body")
+        self.can_focus = False  # keys stay with the checklist; the pane scrolls with the mouse wheel
+
+    def compose(self):
+        yield self.body
+
+    def show(self, item: Item, stage: str, status: str, result: CheckResult | None = None,
+             when: float | None = None, detail: str = "") -> None:
+        self.border_title = item.id
+        parts: list[RenderableType] = [
+            Text.assemble((item.title, "bold"), "\n",
+                          (f"{stage} · {'automated: enter runs it' if item.check else _manual_hint(item.id)}", "dim")),
+            Text(""),
+            Text(item.guidance, style="italic"),
+        ]
+        if result is not None:
+            parts += [Text(""), _verdict(result, when)]
+            table = _metrics_table(result.metrics)
+            if table is not None:
+                parts.append(table)
+            preview = batch_preview(result.metrics) if item.id == "batch-view" else None
+            if preview is not None:
+                parts.append(preview)
+            if result.hint:
+                parts.append(Text.assemble(("→ ", "bold"), result.hint))
+        elif status == "ticked":
+            parts += [Text(""), Text.assemble(mark("ticked"), " ticked")]
+        if detail:
+            parts += [Text(""), Text(detail.rstrip(), style="dim")]
+        self._update(Group(*parts))
+
+    def _update(self, content: RenderableType) -> None:
+        self.body.update(content)
+        self.scroll_home(animate=False)
+
+    def show_stage(self, number: int, title: str, counts: dict[str, int]) -> None:
+        self.border_title = f"stage {number}"
+        summary = "  ".join(f"{MARKS[s][0]} {n}" for s, n in counts.items() if n)
+        self._update(Group(Text(f"{number} {title}", style="bold"), Text(summary),
+                           Text("enter runs every automated item of this stage; space folds it.", style="dim")))
+
+
+def _manual_hint(item_id: str) -> str:
+    return "press t (or enter) to train" if item_id == "train" else "manual: space ticks it"
+
+
+def _verdict(res: CheckResult, when: float | None) -> Text:
+    ago = f"  ({_ago(when)})" if when else ""
+    return Text.assemble(mark(res.status), " ", (res.status.upper(), "bold"), "  ", res.summary, (ago, "dim"))
+
+
+def _metrics_table(metrics: dict[str, Any]) -> Table | None:
+    rows = [(k, _value(v)) for k, v in metrics.items() if k not in HIDDEN_METRICS]
+    rows = [(k, v) for k, v in rows if v]
+    if not rows:
+        return None
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        if len(v) > 12 or any(isinstance(x, (list, tuple, dict)) for x in v):
+            return f"[{len(v)} values]"
+        return ", ".join(_value(x) for x in v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_value(x)}" for k, x in list(v.items())[:8]) + (" …" if len(v) > 8 else "")
+    return str(v)
+
+
+def _ago(when: float) -> str:
+    s = max(0, time.time() - when)
+    if s < 90:
+        return f"{s:.0f}s ago"
+    if s < 5400:
+        return f"{s / 60:.0f} min ago"
+    if s < 172800:
+        return f"{s / 3600:.0f} h ago"
+    return time.strftime("%Y-%m-%d", time.localtime(when))
+
+
+def batch_preview(metrics: dict[str, Any]) -> RenderableType | None:
+    """The captured batch of ``batch-view``, drawn with half-block characters when possible.
+
+    Kept defensive: the drawing module comes from the stage-1 work and the payload's format from
+    the check; if either is missing or unexpected the pane just lists the metrics.
+    """
+    payload = next((metrics[k] for k in ("images", "batch", "tensors", "samples") if k in metrics), None)
+    if payload is None:
+        return None
+    try:
+        from .. import halfblock
+    except ImportError:
+        return None
+    try:
+        return halfblock.render_batch(payload)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return None
