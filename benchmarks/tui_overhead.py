@@ -70,7 +70,9 @@ def headless(file: Path, runs: Path) -> float:
     return clock.rate
 
 
-async def with_app(file: Path, runs: Path, size: tuple[int, int]) -> tuple[float, int]:
+async def with_app(file: Path, runs: Path, size: tuple[int, int]) -> tuple[float, int, float]:
+    """Steps/s with the app open, chart builds, and the UI thread's CPU time as a share of the
+    training wall time (the part of the GIL the UI can take from the trainer)."""
     from recipe_tui.tui.app import RecipeApp
 
     app = RecipeApp(file=file, runs=runs)
@@ -80,11 +82,15 @@ async def with_app(file: Path, runs: Path, size: tuple[int, int]) -> tuple[float
         clock = Clock(app.queue.emit)
         app.queue.emit = clock  # the trainer's emit goes through the clock, then into the app's queue
         await pilot.press("t")
+        ui0 = None
         while not clock.done.is_set():
+            if ui0 is None and clock.t0 is not None:
+                ui0 = time.thread_time()  # this coroutine runs on the UI thread
             await asyncio.sleep(0.05)
+        ui_share = (time.thread_time() - ui0) / (clock.t1 - clock.t0) if ui0 is not None else float("nan")
         builds = app.charts.builds
         await pilot.press("q")
-    return clock.rate, builds
+    return clock.rate, builds, ui_share
 
 
 def main() -> int:
@@ -101,16 +107,19 @@ def main() -> int:
         folder = Path(tmp)
         file = recipes_file(folder, args.steps)
         headless(file, folder / "warmup")  # first-run costs (imports, allocator) out of the comparison
-        ratios = []
+        ratios, shares = [], []
         for r in range(args.rounds):
             base = headless(file, folder / f"h{r}")
-            live, builds = asyncio.run(with_app(file, folder / f"a{r}", size))
+            live, builds, ui = asyncio.run(with_app(file, folder / f"a{r}", size))
             ratios.append(live / base)
+            shares.append(ui)
             print(f"round {r + 1}: headless {base:,.0f} steps/s · app open {live:,.0f} steps/s "
-                  f"({builds} chart builds) · ratio {live / base:.3f}")
+                  f"({builds} chart builds, UI thread busy {ui:.1%} of the time) · ratio {live / base:.3f}")
     ratio = statistics.median(ratios)
     print(f"throughput with the app open / headless: {ratio:.3f} (median of {args.rounds}; budget ≥ 0.97) "
           f"{'OK' if ratio >= 0.97 else 'OVER BUDGET'}")
+    print(f"UI thread CPU during training: {statistics.median(shares):.1%} of the wall time (median); "
+          f"with {os.cpu_count()} CPUs and load {os.getloadavg()[0]:.1f}")
     return 0
 
 

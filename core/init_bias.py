@@ -7,6 +7,7 @@ batch with forward hooks: the last ``nn.Linear`` called whose ``out_features`` m
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,23 @@ def all_targets(ds: Dataset, limit: int = MAX_SCAN) -> torch.Tensor:
     return torch.cat(ys)
 
 
+_CACHE: "weakref.WeakKeyDictionary[Any, dict[tuple[str, int], TargetStats]]" = weakref.WeakKeyDictionary()
+
+
 def target_stats(ds: Dataset, task: str, info: DataInfo) -> TargetStats:
+    """Class (token) counts, or target mean/variance, of ``ds``; cached per dataset object, because every
+    fresh model built with ``model.init_bias`` needs them and scanning labels can be slow."""
+    key = (task, info.ignore_index)
+    try:
+        cached = _CACHE.setdefault(ds, {})
+    except TypeError:  # a dataset that cannot be weakly referenced: no cache
+        cached = {}
+    if key not in cached:
+        cached[key] = _target_stats(ds, task, info)
+    return cached[key]
+
+
+def _target_stats(ds: Dataset, task: str, info: DataInfo) -> TargetStats:
     y = all_targets(ds)
     if task == "regression":
         y = y.double()

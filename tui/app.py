@@ -7,31 +7,24 @@ Worker errors reach one place, ``on_worker_state_changed``.
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
 import sys
-import threading
-import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from textual import events, work
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Tree
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from recipe_tui.core.checklist_state import ChecklistState
 from recipe_tui.core.config import Item, load_recipes
-from recipe_tui.core.events import (CheckResult, CheckStarted, Checkpoint, Eval, Failed, Finished, LogLine, Progress,
-                                    RunStarted, Step)
 
-from . import bridge
-from .bridge import DataLoaded, EventQueue, HistoryLoaded, JobEnded
+from .bridge import EventQueue
+from .dispatch import EventDispatch
 from .run_state import RunState
 from .sysinfo import SysSampler
 from .widgets.charts import Charts
@@ -41,22 +34,12 @@ from .widgets.help_screen import HelpScreen
 from .widgets.item_detail import ItemDetail
 from .widgets.run_log import RunLog
 from .widgets.status_line import StatusLine
+from .workers import Job, JobRunner
 
 DRAIN_HZ = 10  # the design's ceiling: more often costs the trainer GIL time for nothing visible
-QUIT_WAIT_S = 10.0
-EVAL_LOG_S = 10.0  # the trainer checks stop every step; this only bounds a step stuck in C code
 
 
-@dataclass
-class Job:
-    id: int
-    kind: str  # load | check | train | watch
-    items: tuple[str, ...] = ()
-    stop: threading.Event = field(default_factory=threading.Event)
-    pause: threading.Event = field(default_factory=threading.Event)
-
-
-class RecipeApp(App[int]):
+class RecipeApp(EventDispatch, JobRunner, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "recipe-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
@@ -84,14 +67,9 @@ class RecipeApp(App[int]):
         self._splits: Any = None
         self._errors: dict[str, str] = {}  # check id → traceback of its last error
         self._current_check = ""
-        self._eval_logged = -EVAL_LOG_S
+        self._eval_logged = float("-inf")
         self._printed = ""  # a print() in progress (Print events arrive in pieces)
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            RunStarted: self._on_run_started, Step: self.state_apply, Eval: self._on_eval,
-            Finished: self._on_finished, Failed: self._on_failed, Checkpoint: self._on_checkpoint,
-            LogLine: self._on_log, Progress: self._on_progress, CheckStarted: self._on_check_started,
-            CheckResult: self._on_check_result, JobEnded: self._on_job_ended, DataLoaded: self._on_data,
-            HistoryLoaded: self._on_history}
+        self._handlers = self.event_handlers()
         if self.watch_dir is None:
             self.recipes = load_recipes(file)
             self.exp = self.recipes.experiment(recipe)
@@ -152,132 +130,6 @@ class RecipeApp(App[int]):
         res = self.checks.result(item_id)
         return res.status if res is not None else self.checklist.status(item_id)
 
-    # -- the bridge: drain the queue --------------------------------------------------------------
-    def drain(self) -> None:
-        events_ = self.queue.drain()
-        if not events_:
-            return
-        with self.batch_update():
-            for event in events_:
-                handler = self._handlers.get(type(event))
-                if handler is not None:
-                    handler(event)
-            self.status.show(self.state)
-
-    def refresh_status(self) -> None:
-        self.status.show(self.state, self.sampler.sample())
-
-    def state_apply(self, event: Any) -> None:
-        self.state.apply(event)
-
-    def _on_run_started(self, e: RunStarted) -> None:
-        self.state.apply(e)
-        if self.job is not None and self.job.pause.is_set():
-            self.state.status = "paused"
-        self.status.job = ""
-        self.run_log.add(f"training {e.recipe} on {e.device} ({e.params:,} parameters) → {_short(e.run_dir)}")
-
-    def _on_eval(self, e: Eval) -> None:
-        self.state.apply(e)
-        # The charts carry every eval; the log gets one every EVAL_LOG_S so that a fast run does not
-        # flood it (each log line also costs the UI a relayout).
-        now = time.monotonic()
-        if now - self._eval_logged >= EVAL_LOG_S:
-            self._eval_logged = now
-            metrics = "".join(f", {k} {v:.4g}" for k, v in e.metrics.items())
-            self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics}")
-
-    def _on_checkpoint(self, e: Checkpoint) -> None:
-        self.run_log.add(f"checkpoint at step {e.step:,} → {_short(e.path)}")
-
-    def _on_finished(self, e: Finished) -> None:
-        self.state.apply(e)
-        final = "".join(f", {k} {v:.4g}" for k, v in e.final.items())
-        self.run_log.add(f"training {e.status} at step {e.step:,}{final}")
-        if self.watch_dir is None:
-            status = "pass" if e.status == "completed" else "skip"
-            summary = (f"completed {e.step:,} steps{final}" if e.status == "completed"
-                       else f"stopped at step {e.step:,} of {self.state.total:,}; checkpoint saved")
-            self._record("train", CheckResult("train", status, summary, {"run_dir": self.state.run_dir, **e.final}))
-
-    def _on_failed(self, e: Failed) -> None:
-        self.state.apply(e)
-        self.run_log.add(f"training failed at step {e.step:,}: {e.reason}", "error", e.detail)
-        if self.watch_dir is None:
-            self._errors["train"] = e.detail
-            self._record("train", CheckResult("train", "fail", e.reason, {"run_dir": self.state.run_dir},
-                                              hint="Lower the learning rate, or clip gradients (train.grad_clip)."))
-
-    def _on_log(self, e: LogLine) -> None:
-        self.run_log.add(e.message, e.level, e.detail, e.time)
-        if e.level == "error" and e.detail and self._current_check:
-            self._errors[self._current_check] = e.detail  # run_check logs the traceback just before the result
-
-    def _on_progress(self, e: Progress) -> None:
-        if self.job is not None and self.job.kind == "check":
-            self.status.job = f"checking {e.task} {e.done:,}/{e.total:,}"
-
-    def _on_check_started(self, e: CheckStarted) -> None:
-        self.status.job = f"checking {e.id}"
-        self._current_check = e.id
-        for item_id in self._items_of(e.id):
-            self.checklist.set_status(item_id, "running")
-
-    def _on_check_result(self, e: CheckResult) -> None:
-        for item_id in self._items_of(e.id):
-            self._record(item_id, e)
-        level = {"fail": "error", "error": "error", "warn": "warning"}.get(e.status, "info")
-        self.run_log.add(f"{e.id}: {e.status.upper()} {e.summary}", level)
-
-    def _on_job_ended(self, e: JobEnded) -> None:
-        if self.job is not None and self.job.id == e.job_id:
-            if self.job.kind == "train" and self.checklist.status("train") == "running":
-                self.checklist.set_status("train", self._restored_status("train"))
-            self.job = None
-            self.status.job = ""
-            self._current_check = ""
-            if self.state.status == "stopping":
-                self.state.status = "stopped"
-            self.refresh_bindings()
-
-    def _on_data(self, e: DataLoaded) -> None:
-        self._splits = e.splits
-        self.dataset.show_summary(e.summary)
-
-    def _on_history(self, e: HistoryLoaded) -> None:
-        if self.state.active or (self.job is not None and self.job.kind == "train"):
-            return  # a new run started meanwhile: its curves win
-        self.state = e.state
-        self.charts.show(self.state)
-        if self.watch_dir is None and e.state.status != "idle":
-            self.run_log.add(f"last run ({e.state.status} at step {e.state.step:,}): {_short(e.run_dir)}")
-
-    # -- checklist --------------------------------------------------------------------------------
-    def _items_of(self, check_id: str) -> list[str]:
-        return [i.id for i in self.items.values() if i.check == check_id]
-
-    def _record(self, item_id: str, res: CheckResult) -> None:
-        self.checks.record(item_id, res)
-        self._save_checks()
-        if not self.checks.is_ticked(item_id):
-            self.checklist.set_status(item_id, res.status)
-        if self.recipes.stage_of(item_id) == 1:
-            self._show_data_checks()
-        ref = self.checklist.selected()
-        if ref is not None and ref.item == item_id:
-            self._show_detail(ref)
-
-    def _save_checks(self) -> None:
-        try:
-            self.checks.save()
-        except OSError as exc:
-            self.run_log.add(f"could not save the checklist state: {exc}", "warning")
-
-    def _show_data_checks(self) -> None:
-        stage = self.recipes.stages[0]
-        self.dataset.show_checks([(i.id, self.checklist.status(i.id), self.checks.result(i.id))
-                                  for i in stage.items if i.check])
-
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         if event.node.data is not None:
             self._show_detail(event.node.data)
@@ -321,80 +173,6 @@ class RecipeApp(App[int]):
         self._save_checks()
         self.checklist.set_status(item.id, "ticked" if ticked else "manual")
         self._show_detail(message.ref)
-
-    # -- jobs -------------------------------------------------------------------------------------
-    def _new_job(self, kind: str, items: Iterable[str] = ()) -> Job:
-        self.job = Job(next(self._ids), kind, tuple(items))
-        self.refresh_bindings()
-        return self.job
-
-    def _busy(self) -> bool:
-        if self.job is None:
-            return False
-        self.notify(f"A {self.job.kind} job is running; s stops it.", severity="warning")
-        return True
-
-    def start_checks(self, item_ids: list[str]) -> None:
-        if self._busy():
-            return
-        check_ids = list(dict.fromkeys(self.items[i].check for i in item_ids if self.items[i].check))
-        self.status.job = "checking…"
-        job = self._new_job("check", item_ids)
-        self._track(job, self._check_worker(job, check_ids, self._splits))
-
-    def _track(self, job: Job, worker: Worker) -> None:
-        """Called on the UI thread with the Worker that ``@work`` returned, before its messages are handled."""
-        self._jobs[worker] = job
-
-    @work(thread=True, exit_on_error=False, group="load")
-    def _load_worker(self, job: Job) -> None:
-        bridge.load_job(self.exp, self.runs, self.queue.emit, job.stop)
-
-    @work(thread=True, exit_on_error=False, group="load")
-    def _start_sampler(self) -> None:
-        self.sampler.start()
-
-    @work(thread=True, exit_on_error=False, group="job")
-    def _check_worker(self, job: Job, check_ids: list[str], splits: Any) -> None:
-        try:
-            bridge.check_job(self.exp, check_ids, self.queue.emit, job.stop, self.runs, splits)
-        finally:
-            self.queue.emit(JobEnded(job.id))
-
-    @work(thread=True, exit_on_error=False, group="job")
-    def _train_worker(self, job: Job) -> None:
-        try:
-            bridge.train_job(self.exp, self.queue.emit, job.stop, job.pause, self.runs)
-        finally:
-            self.queue.emit(JobEnded(job.id))
-
-    @work(thread=True, exit_on_error=False, group="job")
-    def _watch_worker(self, job: Job, run_dir: Path) -> None:
-        bridge.watch_job(run_dir, self.queue.emit, job.stop)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place where a worker's exception becomes a log entry and an ``error`` mark."""
-        if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            return
-        job = self._jobs.pop(event.worker, None)
-        if event.state != WorkerState.ERROR or job is None:
-            return
-        exc = event.worker.error
-        tb = "".join(traceback.format_exception(exc)) if exc is not None else ""
-        self.drain()  # events emitted before the failure go first
-        self.run_log.add(f"{job.kind} failed: {type(exc).__name__}: {exc}", "error", tb)
-        if job.kind == "load":
-            self.dataset.show_message(f"the data did not load: {type(exc).__name__}: {exc} (traceback in the log)")
-        elif job.kind == "train":
-            self.state.status = "failed"
-            self._errors["train"] = tb
-            self._record("train", CheckResult("train", "error", f"{type(exc).__name__}: {exc}",
-                                              hint="The traceback is in the log (tab, then enter unfolds it)."))
-        elif job.kind == "check":
-            for item_id in job.items:
-                if self.checklist.status(item_id) == "running":
-                    self._errors[self.items[item_id].check or item_id] = tb
-                    self._record(item_id, CheckResult(item_id, "error", f"{type(exc).__name__}: {exc}"))
 
     # -- actions ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -446,23 +224,6 @@ class RecipeApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(f"runs: {self.runs.resolve()}"))
 
-    async def action_quit(self) -> None:
-        """Stop every job, wait for its worker (the trainer checkpoints and returns), then exit."""
-        running = [w for w in self._jobs if w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
-        for job in self._jobs.values():
-            job.stop.set()
-            job.pause.clear()
-        deadline = time.monotonic() + QUIT_WAIT_S
-        while any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in running) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        self.drain()
-        self.exit(0)
-
-    def on_unmount(self) -> None:
-        for job in self._jobs.values():  # any other way out (ctrl+c twice, a crash) must not leave a job running
-            job.stop.set()
-        self.sampler.close()
-
     def on_print(self, event: events.Print) -> None:
         """print() and warnings from any thread (Textual captures them) go to the run log."""
         self._printed += event.text
@@ -481,14 +242,6 @@ class RecipeApp(App[int]):
         if self.watch_dir is None:
             yield SystemCommand("Run item", "key enter: run the selected checklist item", self.checklist.action_run)
             yield SystemCommand("Tick item", "key space: tick the selected manual item", self.checklist.action_tick)
-
-
-def _short(path: str) -> str:
-    """A path relative to the working directory when it is inside it: log lines stay one line."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 def run_app(file: str | Path | None = None, recipe: str | None = None, runs: str | Path = "runs",

@@ -14,7 +14,7 @@ from ..init_bias import TargetStats, first_tensor, target_stats
 from .context import CheckContext
 
 __all__ = ["first_tensor", "fresh_model", "train_batches", "first_batch", "eval_split", "stats", "num",
-           "fmt", "names_list", "pick_batch_size", "output_of", "train_steps", "is_lm", "task_targets"]
+           "fmt", "names_list", "pick_batch_size", "output_of", "train_steps", "is_lm"]
 
 
 def num(x: Any, digits: int = 6) -> Any:
@@ -81,13 +81,6 @@ def stats(ctx: CheckContext) -> TargetStats:
         splits = ctx.splits()
         ctx.cache[key] = target_stats(splits.train, ctx.exp.task, splits.info)
     return ctx.cache[key]
-
-
-def task_targets(ctx: CheckContext, y: torch.Tensor) -> torch.Tensor:
-    """The targets that count for the loss (language models: without padding)."""
-    if is_lm(ctx):
-        return y[y != ctx.splits().info.ignore_index]
-    return y
 
 
 def output_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from . import check, result
 from .context import CheckContext
 from .skeleton_common import first_batch, is_lm, num, pick_batch_size
 
+MAX_LOCATE = 400  # module outputs examined (one backward each) to find where the batch gets mixed
 RTOL = {torch.float64: 1e-9, torch.float32: 1e-5}  # a dependency smaller than this × the largest is noise
 
 
@@ -132,12 +133,13 @@ def batch_independence(ctx: CheckContext) -> CheckResult:
     tokens = not x.is_floating_point()
 
     def forward(dtype: torch.dtype) -> tuple[torch.Tensor, Tracer]:
-        tracer = Tracer(model, batch, leaf_embeddings=tokens, record=True)
+        # Embedding outputs are leaves even for float inputs: a model may turn part of its input into ids.
+        tracer = Tracer(model, batch, leaf_embeddings=True, record=True)
         try:
             xin = x if tokens else x.to(dtype).detach().requires_grad_(True)
             if not tokens:
                 tracer.leaves.append(xin)
-            out = first_tensor(model(xin))
+            out = first_tensor(model(xin if tokens else xin.clone()))  # a clone: the model may write into its input
         finally:
             tracer.close()
         if out is None:
@@ -203,8 +205,8 @@ def _first_mixing(ctx: CheckContext, tracer: Tracer, i: int, batch: int, rtol: f
     """Walk the module outputs in the order they were computed; the first whose row ``i`` depends on
     another example's input is where the batch gets mixed."""
     last_clean = None
-    for k, rec in enumerate(tracer.records):
-        ctx.tick("batch-independence: locating", k, len(tracer.records))
+    for k, rec in enumerate(tracer.records[:MAX_LOCATE]):
+        ctx.tick("batch-independence: locating", k, min(len(tracer.records), MAX_LOCATE))
         out = rec.out
         if out.dim() == 0 or out.shape[0] != batch or not out.requires_grad:
             continue

@@ -69,6 +69,11 @@ def init_loss(ctx: CheckContext) -> CheckResult:
     if _close(measured, expected, tol):
         return result("init-loss", "pass", f"{base}: within {tol:.0%}.", metrics,
                       "The model starts where a network that knows nothing should.")
+    classes = len(stats(ctx).counts) if stats(ctx).counts is not None else 0
+    if not regression and classes and exp.get("classes", 0) > classes and _close(measured, uniform, tol):
+        return result("init-loss", "warn", f"{base}: it matches a uniform guess over the model's {exp['classes']} outputs "
+                      f"(ln {exp['classes']} = {fmt(uniform)}), but there are {classes} classes.", metrics,
+                      f"Build the last layer with {classes} outputs: the extra ones only absorb probability mass.")
     if not ctx.exp.model.init_bias and _close(measured, uniform, tol):
         what_uniform = "predicting 0" if regression else f"a uniform guess over {exp.get('classes')} outputs (ln C = {fmt(uniform)})"
         why = "the targets are not centred" if regression else "the classes are imbalanced"

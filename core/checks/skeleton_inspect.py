@@ -20,6 +20,7 @@ SAMPLES = 8  # examples put in batch-view's metrics for the TUI
 IMAGE_SIDE = 32  # larger images are downsampled to this for the TUI payload
 MAX_FEATURES = 1024  # baselines: images are pooled down to at most this many features
 MAX_FIT = 5000  # baselines: training examples used to fit the linear model
+MAX_BIGRAM_VOCAB = 4096  # baselines: larger vocabularies get the unigram baseline only
 
 
 # ---------------------------------------------------------------------------------------------- batch-view
@@ -243,7 +244,7 @@ def _last_run(ctx: CheckContext) -> dict[str, Any]:
 def baselines(ctx: CheckContext) -> CheckResult:
     split, ds = eval_split(ctx)
     splits = ctx.splits()
-    info, task = splits.info, ctx.exp.task
+    task = ctx.exp.task
     metrics: dict[str, Any] = {"split": split, "examples": len(ds)}
     if task == "language-model":
         metrics.update(_lm_baselines(ctx, ds))
@@ -256,7 +257,8 @@ def baselines(ctx: CheckContext) -> CheckResult:
         feat = _Featurizer(2048 if tokens else 0)  # bag of tokens; larger ids wrap around (hashing)
         xtr, ytr = _collect(ctx, splits.train, feat, "baselines: training data", MAX_FIT)
         xev, yev = _collect(ctx, ds, feat, f"baselines: {split} set")
-        mu, sd = xtr.mean(0), xtr.std(0).clamp(min=1e-6)
+        mu, sd = xtr.mean(0), xtr.std(0)
+        sd[sd < 1e-6] = 1.0  # a feature constant in train (e.g. a blank border pixel) stays centred, not blown up
         xtr, xev = (xtr - mu) / sd, (xev - mu) / sd
         metrics["features"] = xtr.shape[1]
         metrics["fit_examples"] = len(xtr)
@@ -318,8 +320,9 @@ def _lm_baselines(ctx: CheckContext, ds: Dataset) -> dict[str, Any]:
     vocab = len(st.counts)
     ignore = info.ignore_index
     out: dict[str, Any] = {}
-    tokens_x = not torch.as_tensor(ctx.splits().train[0][0]).is_floating_point()
-    pair = torch.zeros(vocab, vocab, dtype=torch.float64)
+    # A bigram table is vocab² numbers: fine for characters, not for a 50k-token vocabulary.
+    tokens_x = not torch.as_tensor(ctx.splits().train[0][0]).is_floating_point() and vocab <= MAX_BIGRAM_VOCAB
+    pair = torch.zeros(vocab, vocab, dtype=torch.float64) if tokens_x else torch.zeros(1, 1, dtype=torch.float64)
     if tokens_x:
         for x, y in _batches(ctx.splits().train, 20000):
             ctx.tick("baselines: counting bigrams")
@@ -373,7 +376,10 @@ def eval_mode(ctx: CheckContext) -> CheckResult:
     metrics: dict[str, Any] = {"max_abs_diff": num(diff), "output_scale": num(scale), "changed_state": changed[:50],
                                "modules_left_in_train_mode": still_training[:50]}
     problems, hints = [], []
-    if differ:
+    if not bool(torch.isfinite(a).all()):
+        problems.append("the eval-mode outputs contain NaN/Inf")
+        hints.append("Look for log(0), division by zero or a BatchNorm running variance that became NaN.")
+    elif differ:
         problems.append(f"two eval-mode forward passes of the same batch differ by up to {fmt(diff)} "
                         f"(outputs up to {fmt(scale)})")
         hints.append("Something random is active in eval mode: F.dropout(x, training=True) or p=… without "
@@ -428,10 +434,12 @@ def output_range(ctx: CheckContext) -> CheckResult:
                              "softmax before it caps how low the loss can go (see overfit-batch)."))
         elif float(out.min()) >= 0 and out.shape[-1] > 1:
             bounded = float(out.max()) <= 1
-            metrics["looks_like"] = "sigmoid outputs" if bounded else "non-negative"
+            metrics["looks_like"] = "in [0, 1]" if bounded else "non-negative"
             problems.append(("warn", f"all outputs are {'in [0, 1]' if bounded else '≥ 0'}: a "
-                             f"{'sigmoid' if bounded else 'ReLU'} after the last layer? cross-entropy expects unbounded logits",
-                             "Remove the final activation: the last layer's raw output goes into the loss."))
+                             f"{'sigmoid or ReLU' if bounded else 'ReLU'} after the last layer? cross-entropy expects "
+                             "unbounded logits",
+                             "Remove the final activation: the last layer's raw output goes into the loss (a final ReLU "
+                             "can also die and leave every output at 0)."))
         elif float(out.max()) <= 1e-6 and (out.logsumexp(-1)).abs().max() < 1e-4:
             metrics["looks_like"] = "log-probabilities"
             notes.append("outputs are log-probabilities (log_softmax): harmless before cross-entropy, which is idempotent on them")

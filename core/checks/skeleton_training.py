@@ -11,7 +11,7 @@ import torch
 from ..events import CheckResult
 from . import check, result
 from .context import CheckContext
-from .skeleton_common import (first_batch, fmt, is_lm, names_list, num, output_of, train_batches, train_steps)
+from .skeleton_common import first_batch, fmt, names_list, num, output_of, train_batches, train_steps
 
 
 def _curve(values: list[float], points: int = 50) -> list[Any]:
@@ -260,24 +260,44 @@ def overfit_batch(ctx: CheckContext) -> CheckResult:
         return result("overfit-batch", "pass", f"overfit {n} examples to loss {fmt(fit_loss)}{floor_note} "
                       f"in {reached_at} steps ({mode} mode){acc_note}.", metrics,
                       "The model can memorise a batch; now increase capacity a bit and check that training loss goes down.")
+    if not losses or not math.isfinite(losses[-1]):
+        return result("overfit-batch", "fail", f"the loss became {losses[-1] if losses else 'unknown'} at step {len(losses)} "
+                      f"while overfitting {n} examples.", metrics,
+                      "Lower checks.overfit_lr; look for log(0), division by zero or exploding activations.")
     reached = min(best, eval_loss) if math.isfinite(eval_loss) else best
     base = f"after {len(losses)} steps on {n} examples the loss is stuck at {fmt(reached)} (target ≤ {fmt(target)}{floor_note})"
-    if not math.isfinite(losses[-1]):
-        return result("overfit-batch", "fail", f"the loss became {losses[-1]} at step {len(losses)} while overfitting {n} examples.",
-                      metrics, "Lower checks.overfit_lr; look for log(0), division by zero or exploding activations.")
-    if task != "regression" and looks_like_probabilities(out_e):
+    hint_ignores = ("Check the forward pass: is x used at all, overwritten, multiplied by a zero mask or detached? "
+                    "(see zero-input and grad-flow).")
+    if task != "regression":
         classes = out_e.shape[-1]
-        prob_floor = math.log(1 + (classes - 1) / math.e)
-        metrics.update(cause="probabilities", probability_floor=num(prob_floor))
-        return result("overfit-batch", "fail", f"{base}; the outputs are probabilities (non-negative, rows sum to 1): "
-                      f"cross-entropy of a softmax output cannot go below ln(1 + (C−1)/e) = {fmt(prob_floor)} for C = {classes}.",
-                      metrics, "Remove the softmax at the end of the model: cross-entropy expects raw logits and applies "
-                      "log-softmax itself (see output-range).")
+        prob_floor = math.log(1 + (classes - 1) / math.e)  # CE of logits confined to [0, 1], at best one-hot
+        bounded = bool(out_e.min() >= -1e-6 and out_e.max() <= 1 + 1e-6)
+        if looks_like_probabilities(out_e) or (bounded and abs(reached - floor - prob_floor) <= 0.02 * prob_floor):
+            metrics.update(cause="probabilities", probability_floor=num(prob_floor))
+            what = ("the outputs are probabilities (non-negative, rows sum to 1)" if looks_like_probabilities(out_e)
+                    else "the outputs stay within [0, 1]")
+            return result("overfit-batch", "fail", f"{base}; {what}: cross-entropy of outputs in [0, 1] cannot go below "
+                          f"ln(1 + (C−1)/e) = {fmt(prob_floor)} for C = {classes}.", metrics,
+                          "Remove the softmax (or sigmoid) at the end of the model: cross-entropy expects raw logits and "
+                          "applies log-softmax itself (see output-range).")
+    if task != "regression" and not bool(out_e.ne(0).any()):
+        metrics.update(cause="dead-outputs")
+        return result("overfit-batch", "fail", f"{base}; every output is exactly 0: a ReLU after the last layer has died.",
+                      metrics, "Remove the activation after the last layer (the loss wants raw logits), or lower "
+                      "checks.overfit_lr / train.lr.")
     if ignores_input(x, out_e):
         metrics.update(cause="ignores-input")
         return result("overfit-batch", "fail", f"{base}; the outputs are identical for every example: the model ignores its input.",
-                      metrics, "Check the forward pass: is x used at all, overwritten, multiplied by a zero mask or detached? "
-                      "(see zero-input and grad-flow).")
+                      metrics, hint_ignores)
+    if task == "classification":
+        counts = torch.bincount(y.reshape(-1).long().cpu()).double()
+        p = counts[counts > 0] / counts.sum()
+        input_free = float(-(p * p.log()).sum())  # the best loss without looking at the input
+        metrics["input_free_floor"] = num(input_free)
+        if input_free > floor + 1e-6 and abs(reached - input_free) <= 0.03 * input_free + 0.01:
+            metrics.update(cause="ignores-input")
+            return result("overfit-batch", "fail", f"{base}: the entropy of the batch's labels, {fmt(input_free)}, the best "
+                          "a model that ignores its input can do.", metrics, hint_ignores)
     tail = max(5, len(losses) // 10)
     recent, before = sum(losses[-tail:]) / tail, sum(losses[-2 * tail:-tail]) / tail if len(losses) >= 2 * tail else float("nan")
     if task != "regression" and reached <= target and eval_acc < best_acc:

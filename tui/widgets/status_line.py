@@ -23,8 +23,18 @@ class StatusLine(Static):
         self.reading = SysReading()
         self.job = ""  # e.g. "checking init-loss (3/8)"; empty when idle or training
         self.watching = False
+        self._shown: tuple[object, ...] = ()
 
     def show(self, state: RunState, reading: SysReading | None = None) -> None:
+        """Redraw; from the 1 Hz timer with a new reading, else only when the state or job changed.
+
+        Step counts and rates change on every drain, but redrawing them ten times a second costs the
+        trainer GIL time for numbers nobody reads that fast.
+        """
+        signature = (state.status, self.job, state.run_dir)
+        if reading is None and signature == self._shown:
+            return
+        self._shown = signature
         if reading is not None:
             self.reading = reading
         self.update(self.compose_text(state), layout=False)  # one fixed row: a relayout would repaint every pane

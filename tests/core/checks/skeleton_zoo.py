@@ -69,17 +69,22 @@ class MLP(nn.Module):
     (cross-entropy applies log-softmax again: the loss cannot go below ln(1 + (C−1)/e))."""
 
     def __init__(self, softmax: bool = False, in_features: int = DIGITS_IN, classes: int = 10, width: int = 64,
-                 final_scale: float = 1.0):
+                 final_scale: float = 1.0, sigmoid: bool = False, relu: bool = False):
         super().__init__()
         self.body = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU())
         self.head = nn.Linear(width, classes)
-        self.softmax = softmax
+        # sigmoid: the multi-label habit carried into softmax CE; relu: an activation left after the last layer
+        self.softmax, self.sigmoid, self.relu = softmax, sigmoid, relu
         if final_scale != 1.0:  # an over-confident init: "init well" violated
             with torch.no_grad():
                 self.head.weight.mul_(final_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head(self.body(x))
+        if self.sigmoid:
+            return torch.sigmoid(out)
+        if self.relu:
+            return F.relu(out)
         return F.softmax(out, dim=1) if self.softmax else out
 
 

@@ -123,3 +123,12 @@ def test_find_final_linear_rejects_a_linear_that_is_not_last():
 
     with pytest.raises(ValueError, match="followed by 'post'"):
         find_final_linear(LinearThenConv(), torch.zeros(2, 1, 8, 8), 10)
+
+
+def test_init_loss_and_output_range_notice_an_output_layer_wider_than_the_classes():
+    exp = experiment(zoo("mlp", classes=1000))  # e.g. a torchvision model left at its 1000 ImageNet classes
+    r = run("init-loss", exp)
+    assert r.status == "warn" and "1000 outputs" in r.summary and "10 classes" in r.summary
+    assert r.metrics["uniform_guess"] == pytest.approx(math.log(1000), rel=1e-5)
+    o = run("output-range", exp)
+    assert o.status == "warn" and "1000 outputs for 10 classes" in o.summary

@@ -128,6 +128,11 @@ def test_output_range_warns_on_softmax_outputs_and_passes_logits():
     assert ok.status == "pass" and ok.metrics["min"] < 0 < ok.metrics["max"]
 
 
+def test_output_range_warns_on_an_activation_after_the_last_layer():
+    r = run("output-range", experiment(zoo("mlp", relu=True, final_scale=20.0)))  # large enough to exceed 1
+    assert r.status == "warn" and r.metrics["looks_like"] == "non-negative" and "ReLU" in r.summary
+
+
 def test_output_range_note_on_log_softmax_is_not_a_warning():
     import skeleton_zoo
 

@@ -50,6 +50,15 @@ def test_overfit_softmax_before_cross_entropy_floors_at_ln_1_plus_c_minus_1_over
     assert "softmax" in r.hint
 
 
+def test_overfit_sigmoid_before_cross_entropy_hits_the_same_floor():
+    exp = experiment(zoo("mlp", sigmoid=True))
+    r = run("overfit-batch", exp)
+    assert r.status == "fail" and r.metrics["cause"] == "probabilities"
+    assert "within [0, 1]" in r.summary
+    o = run("output-range", exp)
+    assert o.status == "warn" and o.metrics["looks_like"] == "in [0, 1]" and "sigmoid" in o.summary
+
+
 def test_overfit_passes_with_logits_and_labels_every_example():
     r = run("overfit-batch", experiment(zoo("mlp")))
     assert r.status == "pass", r.summary
@@ -66,7 +75,7 @@ def test_overfit_language_model_reaches_the_floor_of_its_batch():
     r = run("overfit-batch", experiment(zoo("gpt"), data=NAMES, task="language-model"))
     assert r.status == "pass", r.summary
     assert r.metrics["floor"] > 0.1  # the first letter after '.' cannot be predicted from '.' alone
-    assert r.metrics["accuracy"] == pytest.approx(r.metrics["best_accuracy"])
+    assert r.metrics["accuracy"] >= r.metrics["best_accuracy"] - 1e-6  # dropout noise can get lucky in train mode
 
 
 def test_achievable_matches_a_hand_computation():

@@ -1,0 +1,259 @@
+"""The app driven by Pilot: navigate, run items, tick, train/stop/quit, re-open, resize, watch, errors."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from recipe_tui.core.checklist_state import ChecklistState
+from recipe_tui.core.events import Eval, RunStarted, Step
+from recipe_tui.core.jobs import latest_run
+from recipe_tui.core.rundir import read_events
+from recipe_tui.tui.app import RecipeApp
+from recipe_tui.tui.widgets.checklist import Checklist, Ref
+from recipe_tui.tui.widgets.help_screen import HelpScreen
+from recipe_tui.tui.widgets.item_detail import ItemDetail
+from recipe_tui.tui.widgets.plot import Plot
+
+from tui_helpers import detail_text, make_recipes, plain, screen_text, wait_for
+
+STAGES = ("Inspect the data", "Set up the skeleton", "Overfit", "Regularize", "Tune", "Squeeze out the juice")
+
+
+@pytest.mark.timeout(60)
+async def test_navigate_the_checklist_and_see_guidance(recipes, tmp_path):
+    app = RecipeApp(file=recipes, runs=tmp_path / "runs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        checklist = app.query_one(Checklist)
+        detail = app.query_one(ItemDetail)
+        await wait_for(pilot, lambda: detail.border_title == "data-stats", what="the first item's detail")
+        assert checklist.selected() == Ref(1, "data-stats")
+        await pilot.press("j", "down")
+        assert checklist.selected() == Ref(1, "duplicates")
+        await pilot.pause(0.1)
+        assert detail.border_title == "duplicates" and "Duplicate examples?" in detail_text(app)
+        assert "Duplicate examples?" in screen_text(app)
+        await pilot.press("k", "up", "k")
+        assert checklist.selected() == Ref(1)  # the stage heading
+        assert detail.border_title == "stage 1" and "every automated item of this stage" in detail_text(app)
+        for _ in range(6):
+            await pilot.press("j")
+        assert checklist.selected() == Ref(2)
+        assert all(name in app.recipes.stages[i].title for i, name in enumerate(STAGES))
+
+
+@pytest.mark.timeout(90)
+async def test_run_items_pass_skip_and_error(recipes, tmp_path, fake_checks):
+    runs = tmp_path / "runs"
+    app = RecipeApp(file=recipes, runs=runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        checklist = app.query_one(Checklist)
+        for item_id, expected in (("tui-pass", "pass"), ("tui-missing", "skip"), ("tui-boom", "error")):
+            checklist.select_item(item_id)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.job is None and checklist.status(item_id) == expected, what=item_id)
+        text = detail_text(app)  # tui-boom is selected: its detail shows the traceback
+        assert "RuntimeError: boom from the test check" in text and "Traceback" in text
+        assert any("boom from the test check" in m for m in app.run_log.messages())
+        checklist.select_item("tui-pass")
+        await pilot.pause(0.1)
+        text = detail_text(app)
+        assert "all good here" in text and "evidence_value" in text and "Nothing to do." in text
+        checklist.select_item("tui-missing")
+        await pilot.pause(0.1)
+        assert "not automated yet" in detail_text(app)
+        await pilot.press("j")  # still responsive after a check raised
+        assert checklist.selected() == Ref(6, "tui-boom")
+    saved = json.loads((runs / "digits-mlp" / "checklist.json").read_text())
+    assert {k: v["status"] for k, v in saved["results"].items()} == {"tui-pass": "pass", "tui-missing": "skip", "tui-boom": "error"}
+    assert saved["results"]["tui-pass"]["metrics"]["evidence_value"] == 1.5
+
+
+@pytest.mark.timeout(60)
+async def test_tick_a_manual_item_and_find_it_ticked_after_reopening(recipes, tmp_path):
+    runs = tmp_path / "runs"
+    app = RecipeApp(file=recipes, runs=runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        checklist = app.query_one(Checklist)
+        checklist.select_item("lr-find")
+        await pilot.press("space")
+        assert checklist.status("lr-find") == "ticked"
+        checklist.select_item("init-loss")  # automated: space does not tick it
+        await pilot.press("space")
+        assert checklist.status("init-loss") == "pending"
+        checklist.select_item("capacity")
+        await pilot.press("space", "space")  # ticked and unticked again
+        assert checklist.status("capacity") == "manual"
+    assert ChecklistState.load(runs, "digits-mlp").ticks == {"lr-find"}
+    again = RecipeApp(file=recipes, runs=runs)
+    async with again.run_test(size=(100, 30)) as pilot:
+        checklist = again.query_one(Checklist)
+        assert checklist.status("lr-find") == "ticked" and checklist.status("capacity") == "manual"
+        checklist.select_item("lr-find")
+        await pilot.pause(0.1)
+        assert "☑ ticked" in detail_text(again)
+
+
+@pytest.mark.timeout(120)
+async def test_train_live_then_stop_writes_a_checkpoint_and_reopen_restores_curves(tmp_path):
+    recipes = make_recipes(tmp_path, steps=200_000, eval_every=50)
+    runs = tmp_path / "runs"
+    app = RecipeApp(file=recipes, runs=runs)
+    async with app.run_test(size=(160, 50)) as pilot:
+        checklist = app.query_one(Checklist)
+        await pilot.press("t")
+        assert checklist.status("train") == "running"
+        await wait_for(pilot, lambda: app.state.step >= 100, what="100 training steps")
+        first_step = app.state.step
+        await wait_for(pilot, lambda: app.charts.builds > 0 and len(app.state.series["val_loss"]) >= 1,
+                       what="charts drawn from live data")
+        assert "step" in screen_text(app) and "training" in screen_text(app)
+        await wait_for(pilot, lambda: app.state.step > first_step, what="the step count to move")
+        assert any(ch in app.query_one("#chart-loss", Plot).render().plain for ch in "⠁⠂⠄⡀⢀⠈⠐⠠⣀")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.job is None, timeout=20, what="the trainer to stop")
+        assert app.state.status == "stopped" and checklist.status("train") == "skip"
+        stopped_at = app.state.step
+        assert 0 < stopped_at < 200_000
+    run = latest_run(runs, "digits-mlp")
+    assert (run / "checkpoint.pt").is_file()
+    events = list(read_events(run / "events.jsonl"))
+    assert events[-1].type == "finished" and events[-1].status == "stopped" and events[-1].step == stopped_at
+    assert ChecklistState.load(runs, "digits-mlp").result("train").summary.startswith(f"stopped at step {stopped_at:,}")
+
+    again = RecipeApp(file=recipes, runs=runs)
+    async with again.run_test(size=(160, 50)) as pilot:
+        await wait_for(pilot, lambda: again.state.step == stopped_at, what="the last run's curves")
+        assert again.state.status == "stopped" and len(again.state.series["train_loss"]) >= 10
+        await wait_for(pilot, lambda: again.charts.builds > 0, what="restored charts drawn")
+        assert again.query_one(Checklist).status("train") == "skip"
+
+
+@pytest.mark.timeout(90)
+async def test_quit_while_training_stops_the_worker_and_leaves_a_consistent_run(tmp_path):
+    recipes = make_recipes(tmp_path, steps=500_000)
+    runs = tmp_path / "runs"
+    app = RecipeApp(file=recipes, runs=runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.state.step >= 50, what="training to run")
+        worker = next(w for w, job in app._jobs.items() if job.kind == "train")
+        t0 = time.monotonic()
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.return_code is not None, timeout=15, what="the app to exit")
+        quit_seconds = time.monotonic() - t0
+    assert app.return_code == 0 and worker.is_finished
+    run = latest_run(runs, "digits-mlp")
+    events = list(read_events(run / "events.jsonl"))
+    assert events[-1].type == "finished" and events[-1].status == "stopped"
+    assert (run / "checkpoint.pt").is_file() and not (run / "checkpoint.pt.tmp").exists()
+    print(f"quit while training took {quit_seconds:.2f} s")
+
+
+@pytest.mark.timeout(90)
+async def test_a_failing_job_becomes_an_error_mark_and_the_app_stays_up(tmp_path):
+    recipes = make_recipes(tmp_path, source="no-such-source", extra=False)
+    app = RecipeApp(file=recipes, runs=tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        checklist = app.query_one(Checklist)
+        dataset = app.query_one("#dataset")
+        await wait_for(pilot, lambda: "did not load" in plain(dataset.body.content), what="the data load error")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: checklist.status("train") == "error" and app.job is None, what="train error")
+        assert any(m.startswith("train failed: ConfigError") for m in app.run_log.messages())
+        checklist.select_item("train")
+        await pilot.pause(0.1)
+        assert "unknown data source 'no-such-source'" in detail_text(app)
+        await pilot.press("j", "k")
+        assert checklist.selected() == Ref(3, "train")
+
+
+@pytest.mark.timeout(90)
+async def test_a_diverging_run_is_a_fail_with_its_reason(tmp_path):
+    recipes = make_recipes(tmp_path, steps=2000, lr="1e9", extra=False, train_extra='optimizer = "sgd"')
+    app = RecipeApp(file=recipes, runs=tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("t")
+        checklist = app.query_one(Checklist)
+        await wait_for(pilot, lambda: checklist.status("train") == "fail", what="the run to fail")
+        assert app.state.status == "failed" and "loss became" in app.state.reason
+        checklist.select_item("train")
+        await pilot.pause(0.1)
+        assert "Lower the learning rate" in detail_text(app)
+
+
+def _feed(app: RecipeApp, steps: int) -> None:
+    """Events as a trainer would emit them, straight into the app's queue."""
+    app.queue.emit(RunStarted(run_dir="r", recipe="digits-mlp", device="cpu", steps=steps))
+    for s in range(10, steps + 1, 10):
+        app.queue.emit(Step(step=s, loss=2.3 / (1 + s / 100), lr=3e-3, grad_norm=1 + (s % 70) / 10, steps_per_s=500.0))
+        if s % 100 == 0:
+            app.queue.emit(Eval(step=s, split="val", loss=2.5 / (1 + s / 100), metrics={"accuracy": s / steps}))
+
+
+@pytest.mark.timeout(60)
+async def test_layout_at_80x24_and_250x70_and_resizes(recipes, tmp_path):
+    app = RecipeApp(file=recipes, runs=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        _feed(app, 2000)
+        await wait_for(pilot, lambda: app.state.step == 2000, what="events drained")
+        loss_plot = app.query_one("#chart-loss", Plot)
+        await wait_for(pilot, lambda: "no data yet" not in loss_plot.render().plain, what="the loss chart")
+        await wait_for(pilot, lambda: "step 2,000/2,000" in screen_text(app), what="the status line")
+        text = screen_text(app)
+        assert len(text.split("\n")) == 24 and max(len(line) for line in text.split("\n")) == 80
+        assert "Inspect the data" in text and "step 2,000/2,000" in text and "t Train" in text
+        assert not app.query_one("#chart-lr", Plot).display  # small screen: loss and metric only
+        await pilot.resize_terminal(250, 70)
+        await pilot.pause(0.5)
+        text = screen_text(app)
+        assert len(text.split("\n")) == 70
+        assert all(stage in text for stage in STAGES)
+        lr_plot = app.query_one("#chart-lr", Plot)
+        assert lr_plot.display and lr_plot.content_size.width > 60
+        await wait_for(pilot, lambda: "no data yet" not in lr_plot.render().plain, what="lr chart at the new size")
+        await pilot.press("l")
+        assert app.charts.log_y and app.query_one("#chart-loss", Plot).border_subtitle == "log"
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert "Inspect the data" in screen_text(app)
+
+
+@pytest.mark.timeout(60)
+async def test_watch_mode_follows_a_run_and_disables_training_keys(tmp_path):
+    run = tmp_path / "runs" / "digits-mlp" / "20260101-000000"
+    run.mkdir(parents=True)
+    lines = [RunStarted(run_dir=str(run), recipe="digits-mlp", device="cpu", steps=1000).to_json()]
+    lines += [Step(step=s, loss=1.0 / s, lr=1e-3).to_json() for s in range(10, 110, 10)]
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n" + '{"type": "step", "st')  # torn last line
+    app = RecipeApp(watch=run, runs=tmp_path / "runs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.state.step == 100, what="the history")
+        assert not app.query("#checklist") and app.check_action("train", ()) is False
+        with open(run / "events.jsonl", "a") as f:  # the torn line completes, then one more
+            f.write('ep": 110, "loss": 0.01, "lr": 0.001}\n' + Step(step=120, loss=0.008, lr=1e-3).to_json() + "\n")
+        await wait_for(pilot, lambda: app.state.step == 120, what="new events")
+        await pilot.press("t", "s", "p")
+        assert app.job is not None and app.job.kind == "watch" and app.state.status == "training"
+        await wait_for(pilot, lambda: "watch ● training  step 120/1,000" in screen_text(app), what="the status line")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.return_code is not None, what="exit")
+
+
+@pytest.mark.timeout(60)
+async def test_keys_are_in_the_palette_and_help_and_prints_reach_the_log(recipes, tmp_path):
+    app = RecipeApp(file=recipes, runs=tmp_path / "runs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Train", "Log-y", "Help", "Run item", "Tick item", "Quit"} <= titles
+        assert "Stop" not in titles  # nothing to stop yet
+        ids = {b.id for b in app.BINDINGS} | {b.id for b in Checklist.BINDINGS}
+        assert None not in ids and not any(getattr(b, "key", "") == "ctrl+b" for b in app.BINDINGS + Checklist.BINDINGS)
+        assert not any(b.key in ("b",) for b in app.BINDINGS + Checklist.BINDINGS)  # b is the sample browser's
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        print("a line printed while the app runs")
+        await wait_for(pilot, lambda: "a line printed while the app runs" in app.run_log.messages(), what="print capture")

@@ -1,0 +1,87 @@
+"""Chart data: bounded min/max downsampling keeps spikes; ticks are round; log-y labels show real values."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recipe_tui.tui.series import MinMaxSeries, safe_log10
+from recipe_tui.tui.widgets.plot import Line, Plot, log_ticks, nice_ticks
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_memory_stays_bounded_and_the_spike_survives():
+    s = MinMaxSeries(capacity=64)
+    rng = random.Random(0)
+    raw = [(i, 1.0 + 0.01 * rng.random()) for i in range(200_000)]
+    raw[123_457] = (123_457, 50.0)  # one exploding step among 200k
+    raw[7] = (7, -3.0)
+    for x, y in raw:
+        s.append(x, y)
+    assert len(s) == 200_000
+    assert len(s._n) <= 64 and sum(s._n) == 200_000
+    xs, ys = s.points(40)
+    assert len(xs) <= 2 * 40 + 2
+    assert (123_457, 50.0) in zip(xs, ys) and (7, -3.0) in zip(xs, ys)
+    assert xs == sorted(xs) and len(set(xs)) == len(xs)
+    assert (xs[0], ys[0]) == raw[0] and (xs[-1], ys[-1]) == raw[-1]  # the curve ends at the current value
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=600), st.integers(1, 50))
+def test_points_are_real_points_and_include_both_extremes(values, buckets):
+    s = MinMaxSeries(capacity=8)
+    for i, v in enumerate(values):
+        s.append(i, v)
+    xs, ys = s.points(buckets)
+    pairs = set(enumerate(values))
+    assert all((x, y) in pairs for x, y in zip(xs, ys))
+    assert min(values) in ys and max(values) in ys
+    assert len(xs) <= 2 * buckets + 2
+
+
+def test_non_finite_values_are_skipped_and_log_drops_non_positive():
+    s = MinMaxSeries()
+    for i, v in enumerate([1.0, math.nan, 10.0, math.inf, 0.0, 100.0]):
+        s.append(i, v)
+    assert len(s) == 4
+    xs, ys = s.points(10, transform=safe_log10)
+    assert list(zip(xs, ys)) == [(0, 0.0), (2, 1.0), (5, 2.0)]
+
+
+def test_nice_ticks_are_round_and_inside():
+    for lo, hi, n in [(0.05, 3.35, 3), (2.3e-3, 3e-3, 3), (1, 3000, 5), (0.951, 0.959, 3), (5, 5.0001, 2)]:
+        ticks = nice_ticks(lo, hi, n)
+        assert len(ticks) >= 2
+        assert all(lo - 1e-12 <= t <= hi + 1e-12 for t in ticks)
+        steps = {round(b - a, 12) for a, b in zip(ticks, ticks[1:])}
+        assert len(steps) == 1
+        mantissa = f"{steps.pop():.1e}"[:3]
+        assert mantissa in ("1.0", "2.0", "5.0")
+
+
+def test_log_ticks_label_the_original_values():
+    ticks, labels = log_ticks(math.log10(0.004), math.log10(2.5), 4)
+    assert labels == ["0.01", "0.1", "1"] and ticks == [-2.0, -1.0, 0.0]
+    ticks, labels = log_ticks(math.log10(0.3), math.log10(0.9), 3)  # less than a decade: linear-looking values
+    assert [float(x) for x in labels] == pytest.approx([10 ** t for t in ticks], rel=1e-3)
+
+
+def test_plot_draws_a_chart_whose_size_and_cost_do_not_grow_with_history():
+    loss = MinMaxSeries()
+    for i in range(1, 50_001):
+        loss.append(i, 2.3 * math.exp(-i / 5000) + 0.05 + (3.0 if i == 25_000 else 0.0))
+    plot = Plot("loss", [Line("train", "train_loss", (80, 160, 255))])
+    text = plot._draw({"train_loss": loss}, 60, 14, log_y=False)
+    lines = text.plain.split("\n")
+    assert len(lines) == 14 and max(len(line) for line in lines) <= 60
+    assert any(ch in text.plain for ch in "⠁⠂⠄⡀⢀⣀")  # braille dots: data was drawn
+    assert "20k" in text.plain and "40k" in text.plain  # integer step ticks with a k suffix
+    log_text = plot._draw({"train_loss": loss}, 60, 14, log_y=True).plain
+    assert "0.1┤" in log_text and "  1┤" in log_text  # log ticks carry the values, not their logs
+    assert plot._draw({}, 60, 14, log_y=False).plain == "no data yet"
+    assert "train" in plot._draw({"train_loss": loss}, 10, 3, log_y=False).plain  # too small: the value as text
