@@ -101,6 +101,7 @@ class ChecksConfig:
     outlier_z: float = 6.0  # robust z-score past which a sample is an outlier
     label_folds: int = 5
     label_max_candidates: int = 100
+    label_issue_fraction: float = 0.02  # label-issues warns when more than this fraction of train is flagged
 
 
 @dataclass(frozen=True)

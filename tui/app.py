@@ -24,7 +24,7 @@ from recipe_tui.core.checklist_state import ChecklistState
 from recipe_tui.core.config import Item, load_recipes
 
 from .bridge import EventQueue
-from .dispatch import EventDispatch
+from .dispatch import EventDispatch, _short
 from .run_state import RunState
 from .sysinfo import SysSampler
 from .widgets.charts import Charts
@@ -94,35 +94,42 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
 
     def on_mount(self) -> None:
         self.charts = self.query_one(Charts)
+        self.charts.show(self.state)
         self.run_log = self.query_one(RunLog)
         self.run_log.border_title = "Log"
         self.status = self.query_one(StatusLine)
         self.set_interval(1 / DRAIN_HZ, self.drain)
         self.set_interval(1.0, self.refresh_status)
         self.begin_capture_print(self)
+        if self.watch_dir is not None:
+            self.status.watching = True
+            self.run_log.add(f"watching {_short(str(self.watch_dir))}: another process writes it, training keys are off")
+        else:
+            self.checklist = self.query_one(Checklist)
+            self.checklist.border_title = f"{self.exp.name} · checklist"
+            self.detail = self.query_one(ItemDetail)
+            self.dataset = self.query_one(DatasetPane)
+            self.dataset.border_title = f"Dataset · {self.exp.data.source or self.exp.data.factory}"
+            for item_id in self.items:
+                self.checklist.set_status(item_id, self._restored_status(item_id))
+            self._show_data_checks()
+            if self.checks.warning:
+                self.run_log.add(self.checks.warning, "warning")
+            self.checklist.focus()
+            # Shown once the first layout is done: an update during the mount pass keeps a one-line height.
+            self.call_after_refresh(lambda: self._show_detail(self.checklist.selected() or Ref(1)))
+        # After the first frame: importing torch in a worker holds the GIL for long stretches, which
+        # would otherwise delay the very frame it is meant not to delay.
+        self.call_after_refresh(self._start_background)
+
+    def _start_background(self) -> None:
         self._start_sampler()
         if self.watch_dir is not None:
-            self.sub_title = f"watch {self.watch_dir}"
-            self.status.watching = True
-            self.charts.border_title = f"watch {self.watch_dir}"
             job = self._new_job("watch")
             self._track(job, self._watch_worker(job, self.watch_dir))
-            return
-        self.checklist = self.query_one(Checklist)
-        self.checklist.border_title = f"{self.exp.name} · checklist"
-        self.detail = self.query_one(ItemDetail)
-        self.dataset = self.query_one(DatasetPane)
-        self.dataset.border_title = f"Dataset · {self.exp.data.source or self.exp.data.factory}"
-        for item_id in self.items:
-            self.checklist.set_status(item_id, self._restored_status(item_id))
-        self._show_data_checks()
-        if self.checks.warning:
-            self.run_log.add(self.checks.warning, "warning")
-        self.checklist.focus()
-        # Shown once the first layout is done: an update during the mount pass keeps a one-line height.
-        self.call_after_refresh(lambda: self._show_detail(self.checklist.selected() or Ref(1)))
-        job = Job(next(self._ids), "load")
-        self._track(job, self._load_worker(job))
+        else:
+            job = Job(next(self._ids), "load")
+            self._track(job, self._load_worker(job))
 
     def _restored_status(self, item_id: str) -> str:
         if self.checks.is_ticked(item_id):

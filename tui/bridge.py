@@ -79,6 +79,34 @@ class HistoryLoaded:
 # ------------------------------------------------------------------------------- job bodies
 
 
+def run_detachable(fn: Any, stop: threading.Event, grace_s: float) -> Any:
+    """Run ``fn()`` in a daemon thread and return its result (or raise its exception), but give up
+    ``grace_s`` seconds after ``stop`` is set, leaving it running detached.
+
+    Importing torch or downloading a dataset cannot be interrupted, and a Textual thread worker runs
+    in asyncio's executor, which the interpreter waits for at exit: quitting during a long load would
+    hang. A daemon thread does not keep the process alive. Only for jobs that merely read, or that
+    stop cleanly within the grace period (checks call ``ctx.tick``); never for training, whose
+    checkpoint must be written.
+    """
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # handed to the worker, which reports it
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="recipe-tui-job")
+    thread.start()
+    while thread.is_alive() and not stop.wait(0.05):
+        pass
+    thread.join(grace_s if stop.is_set() else None)
+    if "error" in out:
+        raise out["error"]
+    return out.get("result")
+
+
 def load_job(exp: Experiment, runs_root: str | Path, emit: Any, stop: threading.Event) -> None:
     """After the first frame: the last run's curves, the check registry (imports torch), then the data."""
     from recipe_tui.core.jobs import latest_run

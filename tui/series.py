@@ -15,9 +15,11 @@ Transform = Callable[[float], float]
 
 
 class MinMaxSeries:
+    # 1024: between 512 and 1024 buckets at any time, enough for two points per column of a chart
+    # 250 columns wide, and few enough that downsampling stays a small part of a redraw.
     __slots__ = ("capacity", "size", "count", "_xlo", "_ylo", "_xhi", "_yhi", "_n", "first", "last")
 
-    def __init__(self, capacity: int = 2048) -> None:
+    def __init__(self, capacity: int = 1024) -> None:
         assert capacity >= 4 and capacity % 2 == 0
         self.capacity = capacity
         self.size = 1  # points per full bucket
@@ -88,17 +90,25 @@ class MinMaxSeries:
             return [], []
         buckets = max(1, buckets)
         pts: list[tuple[float, float]] = [self.first] if self.first else []
-        group = math.ceil(nb / buckets)
-        for start in range(0, nb, group):
-            end = min(nb, start + group)
+        prev_y = self.first[1] if self.first else 0.0
+        groups = min(buckets, nb)  # exactly this many, whatever the history length: same cost at 1k or 1M
+        for g in range(groups):
+            start, end = g * nb // groups, (g + 1) * nb // groups
             lo = min(range(start, end), key=self._ylo.__getitem__)
             hi = max(range(start, end), key=self._yhi.__getitem__)
-            a, b = (self._xlo[lo], self._ylo[lo]), (self._xhi[hi], self._yhi[hi])
-            if a[0] > b[0]:
-                a, b = b, a
-            pts.append(a)
-            if b != a:
-                pts.append(b)
+            x_a, x_b = sorted((self._xlo[lo], self._xhi[hi]))
+            y_lo, y_hi = self._ylo[lo], self._yhi[hi]
+            # Visit the extreme nearer the previous point first: the line crosses each bucket's range
+            # once instead of zig-zagging (plotext's cost grows with line length). Both extremes still
+            # appear, each moved by less than the bucket's width, which is under one column.
+            near, far = (y_lo, y_hi) if abs(prev_y - y_lo) <= abs(prev_y - y_hi) else (y_hi, y_lo)
+            if end == nb and self.last is not None and self.last[0] == x_b:
+                far = self.last[1]  # the newest point is an extreme: the curve must end on it
+                near = y_lo if far == y_hi else y_hi
+            pts.append((x_a, near))
+            if x_b != x_a or far != near:
+                pts.append((x_b, far))
+            prev_y = far
         if self.last:
             pts.append(self.last)
         xs: list[float] = []

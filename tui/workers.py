@@ -63,7 +63,7 @@ class JobRunner:
 
     @work(thread=True, exit_on_error=False, group="load")
     def _load_worker(self, job: Job) -> None:
-        bridge.load_job(self.exp, self.runs, self.queue.emit, job.stop)
+        bridge.run_detachable(lambda: bridge.load_job(self.exp, self.runs, self.queue.emit, job.stop), job.stop, 0.2)
 
     @work(thread=True, exit_on_error=False, group="load")
     def _start_sampler(self) -> None:
@@ -72,7 +72,8 @@ class JobRunner:
     @work(thread=True, exit_on_error=False, group="job")
     def _check_worker(self, job: Job, check_ids: list[str], splits: Any) -> None:
         try:
-            bridge.check_job(self.exp, check_ids, self.queue.emit, job.stop, self.runs, splits)
+            bridge.run_detachable(lambda: bridge.check_job(self.exp, check_ids, self.queue.emit, job.stop, self.runs, splits),
+                                  job.stop, QUIT_WAIT_S)
         finally:
             self.queue.emit(JobEnded(job.id))
 

@@ -8,6 +8,7 @@ is iterated item by item, and items that raise are recorded, not fatal.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -41,13 +42,18 @@ class ChannelStats:
 
     def add(self, x: torch.Tensor) -> None:
         """``x``: (B, C, K) float: K values of each channel in each of B samples."""
-        if not len(x):
+        if len(x):
+            self.add_reduced(x.shape[2], x.sum(2), torch.linalg.vector_norm(x, dim=2) ** 2, x.amin(2), x.amax(2))
+
+    def add_reduced(self, k: int, s: torch.Tensor, sq: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """Per-(sample, channel) sums, sums of squares, minima and maxima of ``k`` values each, (B, C)."""
+        if not len(s):
             return
-        self.count += x.shape[0] * x.shape[2]
-        self.sum += x.sum(dim=(0, 2), dtype=torch.float64).numpy()
-        self.sumsq += x.square().sum(dim=(0, 2), dtype=torch.float64).numpy()
-        self.min = np.minimum(self.min, x.amin(dim=(0, 2)).double().numpy())
-        self.max = np.maximum(self.max, x.amax(dim=(0, 2)).double().numpy())
+        self.count += s.shape[0] * k
+        self.sum += s.double().sum(0).numpy()
+        self.sumsq += sq.double().sum(0).numpy()
+        self.min = np.minimum(self.min, lo.amin(0).double().numpy())
+        self.max = np.maximum(self.max, hi.amax(0).double().numpy())
 
     def summary(self) -> dict[str, list[float]]:
         n = np.maximum(self.count, 1)
@@ -70,7 +76,7 @@ class SplitScan:
     dtype: str
     index: np.ndarray  # (n,) int64
     y: np.ndarray | None  # (n,) or (n, T) labels; None when the dataset has none or they vary in shape
-    hashes: np.ndarray  # (n,) V16: blake2b of each sample's canonical bytes
+    hashes: np.ndarray  # (n,) V16: SHA-256 (first 16 bytes) of each sample's canonical bytes
     stats: np.ndarray  # (n, S) per-sample statistics, NaN rows for non-finite samples
     stat_names: tuple[str, ...]
     emb: np.ndarray | None  # (n, d) float32 near-duplicate embedding (None for token sequences)
@@ -155,14 +161,15 @@ def _projection(d_in: int, d_out: int) -> torch.Tensor:
     return torch.randn(d_in, d_out, generator=g) / d_out ** 0.5
 
 
-def canonical_rows(x: torch.Tensor) -> np.ndarray:
+def canonical_rows(x: torch.Tensor, finite: bool | None = None) -> np.ndarray:
     """The canonical bytes of each sample: floats as float32 with -0 → 0 and one NaN pattern, integers as int64."""
     b = x.shape[0]
     if x.is_floating_point():
-        x = x.to(torch.float32) + 0.0
-        nan = torch.isnan(x)
-        if bool(nan.any()):
-            x = torch.where(nan, torch.full_like(x, float("nan")), x)
+        x = x.to(torch.float32) + 0.0  # also turns -0.0 into 0.0
+        if finite is not True:
+            nan = torch.isnan(x)
+            if bool(nan.any()):
+                x = torch.where(nan, torch.full_like(x, float("nan")), x)
     elif x.dtype == torch.bool:
         x = x.to(torch.uint8)
     elif x.dtype != torch.uint8:
@@ -170,17 +177,59 @@ def canonical_rows(x: torch.Tensor) -> np.ndarray:
     return x.contiguous().numpy().reshape(b, -1)
 
 
-def hash_rows(x: torch.Tensor) -> np.ndarray:
-    """(B,) V16 blake2b digests of the canonical bytes, the shape and dtype included."""
-    rows = canonical_rows(x)
-    base = hashlib.blake2b(digest_size=16)
-    base.update(f"{rows.dtype.str}:{_shape_key(x.shape[1:])}:".encode())
+def _digest_rows(base: "hashlib._Hash", rows: np.ndarray) -> bytes:
     out = bytearray()
     for row in rows:
         h = base.copy()
         h.update(row.data)
-        out += h.digest()
-    return np.frombuffer(bytes(out), dtype="V16")
+        out += h.digest()[:16]
+    return bytes(out)
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def hash_rows(x: torch.Tensor, finite: bool | None = None) -> np.ndarray:
+    """(B,) V16: SHA-256 (hardware-accelerated on most CPUs) of the canonical bytes, shape and dtype included."""
+    global _POOL
+    rows = canonical_rows(x, finite)
+    base = hashlib.sha256()
+    base.update(f"{rows.dtype.str}:{_shape_key(x.shape[1:])}:".encode())
+    workers = max(1, min(4, torch.get_num_threads()))
+    if workers == 1 or len(rows) < 256 or rows.shape[1] < 2048:  # hashlib only releases the GIL for ≥ 2 KiB
+        return np.frombuffer(_digest_rows(base, rows), dtype="V16")
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="audit-hash")
+    parts = np.array_split(rows, workers)
+    return np.frombuffer(b"".join(_POOL.map(lambda r: _digest_rows(base, r), parts)), dtype="V16")
+
+
+def _pool(img: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
+    """Average-pool (B, C, H, W) to (B, C, oh, ow); strided sums when the factors are whole (much faster)."""
+    h, w = img.shape[-2:]
+    if (oh, ow) == (h, w):
+        return img
+    if h % oh or w % ow:
+        return F.adaptive_avg_pool2d(img, (oh, ow))
+    kh, kw = h // oh, w // ow
+    if kh * kw > 16:
+        return F.avg_pool2d(img, (kh, kw))
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            v = img[..., i::kh, j::kw]
+            out = v.clone() if out is None else out.add_(v)
+    return out.div_(kh * kw)
+
+
+def _side(n: int, limit: int) -> int:
+    """A pooled side ≤ limit for n pixels, preferring whole pooling factors."""
+    if n <= limit:
+        return n
+    for s in range(limit, max(1, limit // 2) - 1, -1):
+        if n % s == 0:
+            return s
+    return limit
 
 
 class _Accumulator:
@@ -212,78 +261,90 @@ class _Accumulator:
         self.shapes[key] = self.shapes.get(key, 0) + len(x)
         main = shape == self.main_shape
         self.parts["index"].append(positions.astype(np.int64))
-        self.parts["hashes"].append(hash_rows(x))
         self.ys.append(y)
         if self.kind == "sequence":
-            stats = self._sequence(x, y, positions)
-            emb = None
+            self.parts["hashes"].append(hash_rows(x))
+            stats, emb, feat = self._sequence(x, y, positions), None, self._token_features(x)
         else:
-            stats, emb = self._numeric(x, positions, main)
+            stats, emb, feat, all_finite = self._numeric(x, positions, main)
+            self.parts["hashes"].append(hash_rows(x, all_finite))
         self.parts["stats"].append(stats)
-        if emb is not None:
-            self.parts["emb"].append(emb)
-        feat = self._features(x, y)
-        if feat is not None:
-            self.parts["feat"].append(feat)
+        for key, value in (("emb", emb), ("feat", feat)):
+            if value is not None:
+                self.parts[key].append(value)
 
     # -- images and vectors
-    def _numeric(self, x: torch.Tensor, positions: np.ndarray, main: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _numeric(self, x: torch.Tensor, positions: np.ndarray, main: bool
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
+        """Per-sample stats, channel stats, embedding and features in a few passes over the chunk."""
         b = x.shape[0]
+        shape = tuple(x.shape[1:])
+        c = _channels_of(shape, self.kind) or 1
         flat = x.reshape(b, -1).to(torch.float32)
         d = flat.shape[1]
-        s = flat.sum(1)
-        finite = torch.isfinite(s)
+        per = flat.view(b, c, d // c) if d % c == 0 else flat.view(b, 1, d)
+        c, k = per.shape[1], per.shape[2]
+        s = per.sum(2)  # (B, C); NaN/Inf propagate: a cheap test of every sample
+        finite = torch.isfinite(s).all(1)
         if not bool(finite.all()):
             # A non-finite sum is either a NaN/Inf inside or an overflow of finite values.
             for r in torch.nonzero(~finite).flatten().tolist():
                 row = flat[r]
                 if bool(torch.isfinite(row).all()):
                     finite[r] = True
-                    s[r] = row.double().sum().float()
+                    s[r] = per[r].double().sum(1).float()
                 else:
                     self.nonfinite.append((int(positions[r]), "nan" if bool(torch.isnan(row).any()) else "inf"))
-        mean = s.double() / max(d, 1)
-        sq = torch.linalg.vector_norm(flat, dim=1).double() ** 2
-        std = (sq / max(d, 1) - mean ** 2).clamp(min=0).sqrt()
-        cols = [mean, std, flat.amin(1).double(), flat.amax(1).double()]
+        sq = torch.linalg.vector_norm(per, dim=2).square_()
+        lo, hi = per.amin(2), per.amax(2)
+        mean = s.double().sum(1) / max(d, 1)
+        std = (sq.double().sum(1) / max(d, 1) - mean ** 2).clamp(min=0).sqrt()
+        cols = [mean, std, lo.amin(1).double(), hi.amax(1).double()]
         names = ["mean", "std", "min", "max"]
-        shape = tuple(x.shape[1:])
-        c = _channels_of(shape, self.kind)
         if len(shape) >= 3 and 1 < c <= 4:  # colour: a per-channel mean tells a tinted image from the rest
-            per = flat.view(b, c, -1).mean(2).double()
-            cols += [per[:, k] for k in range(c)]
-            names += [f"mean_c{k}" for k in range(c)]
+            cols += [(s[:, j] / k).double() for j in range(c)]
+            names += [f"mean_c{j}" for j in range(c)]
         stats = torch.stack(cols, 1).numpy()
-        stats[~finite.numpy()] = np.nan
+        fin = finite.numpy()
+        stats[~fin] = np.nan
         if main:
-            if not self.stat_names:
-                self.stat_names = tuple(names)
-        elif stats.shape[1] != len(self.stat_names):
-            stats = stats[:, : len(self.stat_names)]
-        if c is not None and main:
+            self.stat_names = self.stat_names or tuple(names)
             if self.channels is None:
                 self.channels = ChannelStats.empty(c)
-            self.channels.add(flat[finite].view(-1, c, d // c))
-        emb = self._embedding(x, flat, finite, main)
-        return stats, emb
-
-    def _embedding(self, x: torch.Tensor, flat: torch.Tensor, finite: torch.Tensor, main: bool) -> np.ndarray | None:
-        shape = tuple(x.shape[1:])
-        if _is_image(shape, self.kind):
-            img = flat.view(x.shape[0], -1 if len(shape) == 3 else 1, shape[-2], shape[-1])
-            side = (min(EMB_SIDE, shape[-2]), min(EMB_SIDE, shape[-1]))
-            emb = F.adaptive_avg_pool2d(img, side).reshape(x.shape[0], -1)
-        elif flat.shape[1] <= EMB_DIM:
-            emb = flat
-        else:
-            emb = flat @ _projection(flat.shape[1], EMB_DIM)
-        emb = emb.clone()
+            if len(self.channels.count) == c:
+                self.channels.add_reduced(k, s[finite], sq[finite], lo[finite], hi[finite])
+        elif stats.shape[1] != len(self.stat_names):
+            stats = stats[:, : len(self.stat_names)]
+        emb, feat = self._embed(flat, shape)
         emb[~finite] = float("nan")  # excluded from the near-duplicate search
-        if self.emb_dim is None:
-            self.emb_dim = emb.shape[1]
-        if emb.shape[1] != self.emb_dim:  # a sample of another shape: no comparable embedding
-            emb = torch.full((x.shape[0], self.emb_dim), float("nan"))
-        return emb.numpy()
+        feat = torch.nan_to_num(feat, nan=0.0, posinf=0.0, neginf=0.0)
+        return stats, self._fixed(emb, "emb_dim", float("nan")), self._fixed(feat, "feat_dim", 0.0), bool(fin.all())
+
+    def _embed(self, flat: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(near-duplicate embedding, label-model features): pooled pixels for images, else (projected) vectors."""
+        b = flat.shape[0]
+        if _is_image(shape, self.kind):
+            c = shape[0] if len(shape) == 3 else int(np.prod(shape[:-2]))
+            h, w = shape[-2], shape[-1]
+            limit = 16
+            while limit > 1 and c * limit * limit > FEAT_DIM:
+                limit -= 1
+            fh, fw = _side(h, limit), _side(w, limit)
+            feat = _pool(flat.view(b, c, h, w), fh, fw)
+            emb = _pool(feat, _side(fh, EMB_SIDE), _side(fw, EMB_SIDE))
+            return emb.reshape(b, -1).clone(), feat.reshape(b, -1)
+        d = flat.shape[1]
+        emb = flat.clone() if d <= EMB_DIM else flat @ _projection(d, EMB_DIM)
+        feat = flat if d <= FEAT_DIM else flat @ _projection(d, FEAT_DIM)
+        return emb, feat
+
+    def _fixed(self, v: torch.Tensor, attr: str, fill: float) -> np.ndarray:
+        """Keep one width per split: a sample of another shape gets a row of ``fill``."""
+        if getattr(self, attr) is None:
+            setattr(self, attr, v.shape[1])
+        if v.shape[1] != getattr(self, attr):
+            v = torch.full((v.shape[0], getattr(self, attr)), fill)
+        return v.numpy().astype(np.float32, copy=False)
 
     # -- token sequences
     def _sequence(self, x: torch.Tensor, y: Any, positions: np.ndarray) -> np.ndarray:
@@ -314,37 +375,16 @@ class _Accumulator:
         self.stat_names = ("length", "distinct", "max_id")
         return torch.stack([length, distinct, top], 1).double().numpy()
 
-    # -- features for the quick label model
-    def _features(self, x: torch.Tensor, y: Any) -> np.ndarray | None:
+    def _token_features(self, x: torch.Tensor) -> np.ndarray | None:
+        """Sequences: the token histogram (bag of tokens) as features for the quick label model."""
+        v = self.vocab_size
+        if not v or v > 1024:
+            return None
         b = x.shape[0]
-        shape = tuple(x.shape[1:])
-        if self.kind == "sequence":
-            v = self.vocab_size
-            if not v or v > 1024:
-                return None
-            ids = x.reshape(b, -1).to(torch.int64)
-            ids = torch.where((ids >= 0) & (ids < v), ids, torch.full_like(ids, v))
-            hist = torch.zeros(b, v + 1).scatter_add_(1, ids, torch.ones(ids.shape))[:, :v]
-            out = hist / hist.sum(1, keepdim=True).clamp(min=1)
-        else:
-            flat = x.reshape(b, -1).to(torch.float32)
-            if _is_image(shape, self.kind):
-                c = shape[0] if len(shape) == 3 else 1
-                s = max(1, min(shape[-2], shape[-1], 16))
-                while s > 1 and c * s * s > FEAT_DIM:
-                    s -= 1
-                img = flat.view(b, c, shape[-2], shape[-1])
-                out = F.adaptive_avg_pool2d(img, (min(s, shape[-2]), min(s, shape[-1]))).reshape(b, -1)
-            elif flat.shape[1] <= FEAT_DIM:
-                out = flat
-            else:
-                out = flat @ _projection(flat.shape[1], FEAT_DIM)
-            out = torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-        if self.feat_dim is None:
-            self.feat_dim = out.shape[1]
-        if out.shape[1] != self.feat_dim:
-            out = torch.zeros(b, self.feat_dim)
-        return out.numpy().astype(np.float32, copy=False)
+        ids = x.reshape(b, -1).to(torch.int64)
+        ids = torch.where((ids >= 0) & (ids < v), ids, torch.full_like(ids, v))
+        hist = torch.zeros(b, v + 1).scatter_add_(1, ids, torch.ones(ids.shape))[:, :v]
+        return self._fixed(hist / hist.sum(1, keepdim=True).clamp(min=1), "feat_dim", 0.0)
 
     def finish(self, length: int, source: str, failed: list[tuple[int, str]]) -> SplitScan:
         cat = lambda k, w: np.concatenate(self.parts[k]) if self.parts[k] else np.zeros((0, w) if w else 0)  # noqa: E731

@@ -111,6 +111,15 @@ async def test_train_live_then_stop_writes_a_checkpoint_and_reopen_restores_curv
         assert "step" in screen_text(app) and "training" in screen_text(app)
         await wait_for(pilot, lambda: app.state.step > first_step, what="the step count to move")
         assert any(ch in app.query_one("#chart-loss", Plot).render().plain for ch in "⠁⠂⠄⡀⢀⠈⠐⠠⣀")
+        await pilot.press("p")
+        assert app.state.status == "paused"
+        await wait_for(pilot, lambda: any(m.startswith("paused at step") for m in app.run_log.messages()), what="pause")
+        paused_at = app.state.step
+        await pilot.pause(0.5)
+        assert app.state.step == paused_at  # the trainer waits
+        await pilot.press("p")
+        assert app.state.status == "training"
+        await wait_for(pilot, lambda: app.state.step > paused_at, what="training to resume")
         await pilot.press("s")
         await wait_for(pilot, lambda: app.job is None, timeout=20, what="the trainer to stop")
         assert app.state.status == "stopped" and checklist.status("train") == "skip"
@@ -181,6 +190,20 @@ async def test_a_diverging_run_is_a_fail_with_its_reason(tmp_path):
         checklist.select_item("train")
         await pilot.pause(0.1)
         assert "Lower the learning rate" in detail_text(app)
+
+
+@pytest.mark.timeout(90)
+async def test_batch_view_shows_the_captured_batch(tmp_path):
+    recipes = make_recipes(tmp_path, extra=False)
+    app = RecipeApp(file=recipes, recipe="names-lm", runs=tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        checklist = app.query_one(Checklist)
+        checklist.select_item("batch-view")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.job is None and checklist.status("batch-view") in ("pass", "warn"),
+                       what="the batch-view check")
+        text = detail_text(app)
+        assert "the batch as the model gets it" in text and " → '" in text and "x_shape" in text
 
 
 def _feed(app: RecipeApp, steps: int) -> None:

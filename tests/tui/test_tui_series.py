@@ -26,21 +26,24 @@ def test_memory_stays_bounded_and_the_spike_survives():
     assert len(s._n) <= 64 and sum(s._n) == 200_000
     xs, ys = s.points(40)
     assert len(xs) <= 2 * 40 + 2
-    assert (123_457, 50.0) in zip(xs, ys) and (7, -3.0) in zip(xs, ys)
+    width = s.size * math.ceil(len(s._n) / 40)  # an extreme may be drawn anywhere in its group (one column)
+    assert 50.0 in ys and abs(xs[ys.index(50.0)] - 123_457) <= width
+    assert -3.0 in ys and abs(xs[ys.index(-3.0)] - 7) <= width
     assert xs == sorted(xs) and len(set(xs)) == len(xs)
     assert (xs[0], ys[0]) == raw[0] and (xs[-1], ys[-1]) == raw[-1]  # the curve ends at the current value
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=600), st.integers(1, 50))
-def test_points_are_real_points_and_include_both_extremes(values, buckets):
+def test_points_are_real_values_and_include_both_extremes_and_the_ends(values, buckets):
     s = MinMaxSeries(capacity=8)
     for i, v in enumerate(values):
         s.append(i, v)
     xs, ys = s.points(buckets)
-    pairs = set(enumerate(values))
-    assert all((x, y) in pairs for x, y in zip(xs, ys))
+    assert set(ys) <= set(values) and set(xs) <= set(range(len(values)))
     assert min(values) in ys and max(values) in ys
+    assert xs == sorted(set(xs))
+    assert (xs[0], ys[0]) == (0, values[0]) and (xs[-1], ys[-1]) == (len(values) - 1, values[-1])
     assert len(xs) <= 2 * buckets + 2
 
 
@@ -76,12 +79,12 @@ def test_plot_draws_a_chart_whose_size_and_cost_do_not_grow_with_history():
     for i in range(1, 50_001):
         loss.append(i, 2.3 * math.exp(-i / 5000) + 0.05 + (3.0 if i == 25_000 else 0.0))
     plot = Plot("loss", [Line("train", "train_loss", (80, 160, 255))])
-    text = plot._draw({"train_loss": loss}, 60, 14, log_y=False)
+    text = plot.draw({"train_loss": loss}, 60, 14, log_y=False)
     lines = text.plain.split("\n")
     assert len(lines) == 14 and max(len(line) for line in lines) <= 60
     assert any(ch in text.plain for ch in "⠁⠂⠄⡀⢀⣀")  # braille dots: data was drawn
     assert "20k" in text.plain and "40k" in text.plain  # integer step ticks with a k suffix
-    log_text = plot._draw({"train_loss": loss}, 60, 14, log_y=True).plain
+    log_text = plot.draw({"train_loss": loss}, 60, 14, log_y=True).plain
     assert "0.1┤" in log_text and "  1┤" in log_text  # log ticks carry the values, not their logs
-    assert plot._draw({}, 60, 14, log_y=False).plain == "no data yet"
-    assert "train" in plot._draw({"train_loss": loss}, 10, 3, log_y=False).plain  # too small: the value as text
+    assert plot.draw({}, 60, 14, log_y=False).plain == "no data yet"
+    assert "train" in plot.draw({"train_loss": loss}, 10, 3, log_y=False).plain  # too small: the value as text

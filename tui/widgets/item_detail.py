@@ -19,7 +19,7 @@ from recipe_tui.core.events import CheckResult
 
 from ..marks import MARKS, mark
 
-HIDDEN_METRICS = {"batch", "images", "tensors", "samples"}  # payloads drawn by batch_preview, not listed
+HIDDEN_METRICS = {"samples"}  # batch-view's captured examples: drawn by batch_preview, not listed
 
 
 class ItemDetail(VerticalScroll):
@@ -114,19 +114,35 @@ def _ago(when: float) -> str:
 
 
 def batch_preview(metrics: dict[str, Any]) -> RenderableType | None:
-    """The captured batch of ``batch-view``, drawn with half-block characters when possible.
+    """The captured batch of ``batch-view`` (``metrics["samples"]``: one dict per example with ``x``,
+    ``y`` and, for sequences, ``text``/``target_text``; for images ``x`` is C×H×W in [0, 1]).
 
-    Kept defensive: the drawing module comes from the stage-1 work and the payload's format from
-    the check; if either is missing or unexpected the pane just lists the metrics.
+    Sequences are shown as text; images are drawn by ``tui/halfblock.py`` (stage-1 work) when it is
+    there, else named only. Anything unexpected falls back to the metrics table above.
     """
-    payload = next((metrics[k] for k in ("images", "batch", "tensors", "samples") if k in metrics), None)
-    if payload is None:
+    samples = metrics.get("samples")
+    if not isinstance(samples, list) or not samples or not all(isinstance(s, dict) for s in samples):
         return None
-    try:
-        from .. import halfblock
-    except ImportError:
-        return None
-    try:
-        return halfblock.render_batch(payload)  # type: ignore[attr-defined]
-    except (AttributeError, TypeError, ValueError):
-        return None
+    head = Text("the batch as the model gets it:", style="dim")
+    if all("text" in s for s in samples):
+        rows = [Text.assemble((repr(s["text"]), "bold"), " → ", repr(s.get("target_text", s.get("y", "")))) for s in samples]
+        return Group(head, *rows)
+    labels = [str(s.get("label", s.get("y", ""))) for s in samples]
+    if all(_depth(s.get("x")) == 3 for s in samples):
+        try:
+            from ..halfblock import render_images  # type: ignore[import-not-found]
+        except ImportError:
+            return Text(f"{len(samples)} images captured; drawing them needs tui/halfblock.py", style="dim")
+        try:
+            return Group(head, render_images([s["x"] for s in samples], labels))
+        except (TypeError, ValueError):
+            return None
+    rows = [Text(f"{_value(s.get('x'))} → {label}") for s, label in zip(samples, labels)]
+    return Group(head, *rows)
+
+
+def _depth(x: Any) -> int:
+    depth = 0
+    while isinstance(x, list) and x:
+        depth, x = depth + 1, x[0]
+    return depth

@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rich.segment import Segment
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from ..series import MinMaxSeries, safe_log10
@@ -39,6 +41,7 @@ class Plot(Widget):
         self.border_title = f"{title} {legend}" if len(lines) > 1 else title
         self._fig: Any = None  # created on first build: plotext is not imported before the first frame
         self._text: Text = Text("no data yet", style="dim")
+        self._strips: list[Strip] | None = None  # _text cut into lines once per build, not once per frame
         self._key: tuple[Any, ...] | None = None
         self.build_seconds = 0.0
 
@@ -47,7 +50,18 @@ class Plot(Widget):
         self._key = None
 
     def render(self) -> Text:
+        """The current chart as rich Text (what tests and screenshots read)."""
         return self._text
+
+    def render_line(self, y: int) -> Strip:
+        # A braille chart is thousands of one-cell colour spans; turning it into strips on every frame
+        # through the generic text path cost ~30 ms a frame. It is done once per build instead.
+        if self._strips is None:
+            segments = self._text.render(self.app.console, end="")
+            self._strips = [Strip(Segment.apply_style(line, self.rich_style)) for line in Segment.split_lines(segments)]
+        width = self.content_size.width
+        strip = self._strips[y] if y < len(self._strips) else Strip.blank(0)
+        return strip.crop_extend(0, width, self.rich_style)
 
     def rebuild(self, series: dict[str, MinMaxSeries], log_y: bool) -> bool:
         """Rebuild if anything shown changed; returns whether it did.
@@ -63,7 +77,8 @@ class Plot(Widget):
         self._key = key
         self._figure()  # a first-time import is not drawing cost: keep it out of the budget
         t0 = time.perf_counter()
-        self._text = self._draw(series, w, h, log_y)
+        self._text = self.draw(series, w, h, log_y)
+        self._strips = None
         self.build_seconds = time.perf_counter() - t0
         subtitle = "log" if log_y else ""
         if self.border_subtitle != subtitle:  # setting it repaints the border, even to the same value
@@ -71,7 +86,8 @@ class Plot(Widget):
         self.refresh()
         return True
 
-    def _draw(self, series: dict[str, MinMaxSeries], w: int, h: int, log_y: bool) -> Text:
+    def draw(self, series: dict[str, MinMaxSeries], w: int, h: int, log_y: bool) -> Text:
+        """The chart as text for a ``w`` × ``h`` cell area (pure: no widget state is read or changed)."""
         transform = safe_log10 if log_y else None
         data = []
         for line in self.lines:
