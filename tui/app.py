@@ -24,7 +24,7 @@ from recipe_tui.core.checklist_state import ChecklistState
 from recipe_tui.core.config import Item, load_recipes
 
 from .bridge import EventQueue
-from .dispatch import EventDispatch, _short
+from .dispatch import EventDispatch, short_path
 from .run_state import RunState
 from .sysinfo import SysSampler
 from .widgets.charts import Charts
@@ -103,7 +103,8 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
         self.begin_capture_print(self)
         if self.watch_dir is not None:
             self.status.watching = True
-            self.run_log.add(f"watching {_short(str(self.watch_dir))}: another process writes it, training keys are off")
+            self.run_log.add(f"watching {short_path(str(self.watch_dir))}: another process writes it, "
+                             "training keys are off")
         else:
             self.checklist = self.query_one(Checklist)
             self.checklist.border_title = f"{self.exp.name} · checklist"
@@ -209,7 +210,8 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
         job.pause.clear()
         if job.kind == "train" and self.state.active:
             self.state.status = "stopping"
-        self.run_log.add(f"stopping the {job.kind} job…" + (" (a checkpoint is written)" if job.kind == "train" else ""))
+        note = " (a checkpoint is written)" if job.kind == "train" else ""
+        self.run_log.add(f"stopping the {job.kind} job…{note}")
         self.status.show(self.state)
 
     def action_pause(self) -> None:

@@ -58,7 +58,7 @@ class EventDispatch:
         if self.job is not None and self.job.pause.is_set():
             self.state.status = "paused"
         self.status.job = ""
-        self.run_log.add(f"training {e.recipe} on {e.device} ({e.params:,} parameters) → {_short(e.run_dir)}")
+        self.run_log.add(f"training {e.recipe} on {e.device} ({e.params:,} parameters) → {short_path(e.run_dir)}")
 
     def _on_eval(self, e: Eval) -> None:
         self.state.apply(e)
@@ -71,7 +71,7 @@ class EventDispatch:
             self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics}")
 
     def _on_checkpoint(self, e: Checkpoint) -> None:
-        self.run_log.add(f"checkpoint at step {e.step:,} → {_short(e.path)}")
+        self.run_log.add(f"checkpoint at step {e.step:,} → {short_path(e.path)}")
 
     def _on_finished(self, e: Finished) -> None:
         self.state.apply(e)
@@ -133,7 +133,7 @@ class EventDispatch:
         self.state = e.state
         self.charts.show(self.state)
         if self.watch_dir is None and e.state.status != "idle":
-            self.run_log.add(f"last run ({e.state.status} at step {e.state.step:,}): {_short(e.run_dir)}")
+            self.run_log.add(f"last run ({e.state.status} at step {e.state.step:,}): {short_path(e.run_dir)}")
 
     # -- checklist results ------------------------------------------------------------------------
     def _items_of(self, check_id: str) -> list[str]:
@@ -162,7 +162,7 @@ class EventDispatch:
                                   for i in stage.items if i.check])
 
 
-def _short(path: str) -> str:
+def short_path(path: str) -> str:
     """A path relative to the working directory when it is inside it: log lines stay one line."""
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))

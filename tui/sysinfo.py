@@ -110,9 +110,8 @@ class SysSampler:
 def format_reading(r: SysReading) -> str:
     """``GPU0 87% 12.3/80G`` per GPU, else ``CPU 42% RAM 3.1/15.6G``; empty when nothing is known."""
     if r.gpus:
-        return "  ".join(
-            f"GPU{g.index} {'–' if g.util is None else f'{g.util:.0f}%'} {g.mem_used / GiB:.1f}/{g.mem_total / GiB:.0f}G"
-            for g in r.gpus)
+        return "  ".join(f"GPU{g.index} {'–' if g.util is None else f'{g.util:.0f}%'} "
+                         f"{g.mem_used / GiB:.1f}/{g.mem_total / GiB:.0f}G" for g in r.gpus)
     parts = []
     if r.cpu is not None:
         parts.append(f"CPU {r.cpu:.0f}%")

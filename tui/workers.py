@@ -72,8 +72,8 @@ class JobRunner:
     @work(thread=True, exit_on_error=False, group="job")
     def _check_worker(self, job: Job, check_ids: list[str], splits: Any) -> None:
         try:
-            bridge.run_detachable(lambda: bridge.check_job(self.exp, check_ids, self.queue.emit, job.stop, self.runs, splits),
-                                  job.stop, QUIT_WAIT_S)
+            run = lambda: bridge.check_job(self.exp, check_ids, self.queue.emit, job.stop, self.runs, splits)  # noqa: E731
+            bridge.run_detachable(run, job.stop, QUIT_WAIT_S)
         finally:
             self.queue.emit(JobEnded(job.id))
 
@@ -119,7 +119,8 @@ class JobRunner:
             job.stop.set()
             job.pause.clear()
         deadline = time.monotonic() + QUIT_WAIT_S
-        while any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in running) and time.monotonic() < deadline:
+        alive = (WorkerState.PENDING, WorkerState.RUNNING)
+        while any(w.state in alive for w in running) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         self.drain()
         self.exit(0)

@@ -88,7 +88,7 @@ def near_pairs(emb: np.ndarray, radius: float, tick: TickFn | None = None, seed:
     for t in range(TABLES):
         cell = np.floor((z + rng.uniform(0.0, width, k)) / width).astype(np.int64).view(np.uint64)
         key = (cell * mult).sum(1)  # uint64 arithmetic wraps: a hash of the cell coordinates
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key)  # any order within a cell: the fast (vectorised) sort
         ks = key[order]
         starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
         lengths = np.diff(np.r_[starts, n])
@@ -180,11 +180,22 @@ def find_duplicates(scans: dict[str, SplitScan], ratio: float = 0.1, tick: TickF
     split_of = np.concatenate([np.full(len(scans[s].index), k) for k, s in enumerate(names)]) if names else np.zeros(0, int)
     pos = np.concatenate([scans[s].index for s in names]) if names else np.zeros(0, np.int64)
     hashes = np.concatenate([scans[s].hashes for s in names]) if names else np.zeros(0, "V16")
-    ys = [scans[s].y for s in names]
-    labels: list[Any] = []
-    for s, y in zip(names, ys):
-        labels += list(y) if y is not None else [None] * len(scans[s].index)
+    offsets = np.cumsum([0] + [len(scans[s].index) for s in names])
     total = len(hashes)
+
+    def label(r: int) -> Any:  # the label of global row r
+        k = int(split_of[r])
+        y = scans[names[k]].y
+        return None if y is None else y[r - offsets[k]]
+
+    def rows(attr: str, ids: np.ndarray) -> np.ndarray:  # rows of a per-split array, without concatenating all
+        k = np.searchsorted(offsets, ids, side="right") - 1
+        out = np.empty((len(ids), getattr(scans[names[0]], attr).shape[1]), dtype=np.float32)
+        for j, s in enumerate(names):
+            sel = k == j
+            out[sel] = getattr(scans[s], attr)[ids[sel] - offsets[j]]
+        return out
+
     if total == 0:
         return _report([], names, None, None, 0)
 
@@ -195,7 +206,7 @@ def find_duplicates(scans: dict[str, SplitScan], ratio: float = 0.1, tick: TickF
     median = threshold = None
     embs = [scans[s].emb for s in names]
     if near and all(e is not None for e in embs) and n_uniq > 2:
-        emb = np.concatenate(embs)[uniq_first]
+        emb = rows("emb", uniq_first)
         ok = np.isfinite(emb).all(1)
         ok_idx = np.nonzero(ok)[0]
         e = np.ascontiguousarray(emb[ok_idx], dtype=np.float32)
@@ -204,12 +215,11 @@ def find_duplicates(scans: dict[str, SplitScan], ratio: float = 0.1, tick: TickF
             median = float(np.median(dist))
             threshold = ratio * median
             pairs = near_pairs(e, threshold, tick=tick) if threshold > 0 else np.zeros((0, 2), np.int64)
-            feats = [scans[s].feat for s in names]
-            if len(pairs) and all(f is not None for f in feats):
+            if len(pairs) and all(scans[s].feat is not None for s in names):
                 # Confirm in the finer feature space, on the same relative scale.
-                f = np.concatenate(feats)[uniq_first][ok_idx]
-                fscale = float(np.median(np.linalg.norm(f[q] - f[nn], axis=1)))
-                fd = np.linalg.norm(f[pairs[:, 0]] - f[pairs[:, 1]], axis=1)
+                glob = uniq_first[ok_idx]  # representative → global row
+                fscale = float(np.median(np.linalg.norm(rows("feat", glob[q]) - rows("feat", glob[nn]), axis=1)))
+                fd = np.linalg.norm(rows("feat", glob[pairs[:, 0]]) - rows("feat", glob[pairs[:, 1]]), axis=1)
                 pairs = pairs[fd < ratio * fscale] if fscale > 0 else pairs[:0]
             if len(pairs):
                 comp = components(len(e), pairs)
@@ -225,7 +235,7 @@ def find_duplicates(scans: dict[str, SplitScan], ratio: float = 0.1, tick: TickF
     for chunk in (np.split(order, bounds) if len(order) else []):
         comp = row_comp[chunk[0]]
         members = [(names[split_of[r]], int(pos[r])) for r in chunk]
-        labs = [labels[r] for r in chunk]
+        labs = [label(r) for r in chunk]
         keys = {_label_key(v) for v in labs if v is not None}
         kind = "exact" if reps_per_comp[comp] == 1 else "near"
         groups.append(Group(kind, members, [_jsonable(v) for v in labs], len(keys) > 1))

@@ -196,7 +196,7 @@ def hash_rows(x: torch.Tensor, finite: bool | None = None) -> np.ndarray:
     base = hashlib.sha256()
     base.update(f"{rows.dtype.str}:{_shape_key(x.shape[1:])}:".encode())
     workers = max(1, min(4, torch.get_num_threads()))
-    if workers == 1 or len(rows) < 256 or rows.shape[1] < 2048:  # hashlib only releases the GIL for ≥ 2 KiB
+    if workers == 1 or len(rows) < 256 or rows[0].nbytes < 2048:  # hashlib only releases the GIL for ≥ 2 KiB
         return np.frombuffer(_digest_rows(base, rows), dtype="V16")
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="audit-hash")
@@ -248,6 +248,7 @@ class _Accumulator:
         self.stat_names: tuple[str, ...] = ()
         self.emb_dim: int | None = None
         self.feat_dim: int | None = None
+        self.pooled: tuple[int, int, int, int] | None = None  # feature and embedding grid of images
 
     def add(self, x: torch.Tensor, y: Any, positions: np.ndarray) -> None:
         """A chunk of samples of one shape. ``y``: array-like of their labels (or None)."""
@@ -329,9 +330,12 @@ class _Accumulator:
             limit = 16
             while limit > 1 and c * limit * limit > FEAT_DIM:
                 limit -= 1
-            fh, fw = _side(h, limit), _side(w, limit)
+            if self.pooled is None:  # fixed by the first images: later ones of other sizes pool to the same grid
+                fh, fw = _side(h, limit), _side(w, limit)
+                self.pooled = (fh, fw, _side(fh, EMB_SIDE), _side(fw, EMB_SIDE))
+            fh, fw, eh, ew = self.pooled
             feat = _pool(flat.view(b, c, h, w), fh, fw)
-            emb = _pool(feat, _side(fh, EMB_SIDE), _side(fw, EMB_SIDE))
+            emb = _pool(feat, eh, ew)
             return emb.reshape(b, -1).clone(), feat.reshape(b, -1)
         d = flat.shape[1]
         emb = flat.clone() if d <= EMB_DIM else flat @ _projection(d, EMB_DIM)
@@ -413,10 +417,13 @@ class _Accumulator:
 def _as_tensor(x: Any) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
+    if hasattr(x, "getbands"):  # a PIL image (no ToTensor transform): H×W(×C) → C×H×W
+        a = np.asarray(x)
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1) if a.ndim == 3 else a[None]))
     try:
         return torch.as_tensor(x)
     except (TypeError, RuntimeError, ValueError):
-        return torch.as_tensor(np.asarray(x))  # e.g. a PIL image without a ToTensor transform
+        return torch.as_tensor(np.asarray(x))
 
 
 def scan_split(name: str, ds: Any, kind: str = "image", *, ignore_index: int = -1, vocab_size: int | None = None,

@@ -18,7 +18,8 @@ def test_ticks_and_results_round_trip(tmp_path):
     assert state.toggle_tick("lr-find") is True
     state.set_tick("capacity", True)
     assert state.toggle_tick("capacity") is False
-    res = CheckResult("init-loss", "warn", "loss at init 2.9, expected 2.30", {"loss": 2.9, "expected": 2.302}, "Init well.")
+    res = CheckResult("init-loss", "warn", "loss at init 2.9, expected 2.30", {"loss": 2.9, "expected": 2.302},
+                      "Init well.")
     state.record("init-loss", res, when=123.0)
     state.save()
 

@@ -91,7 +91,8 @@ def test_run_state_folds_a_run():
               Eval(step=20, split="test", loss=9.9, metrics={"accuracy": 0.1})]
     state = replay(events)
     assert state.status == "training" and state.step == 20 and state.metric_name == "accuracy"
-    assert {k: len(s) for k, s in state.series.items()} == {"train_loss": 2, "val_loss": 1, "metric": 1, "lr": 2, "grad_norm": 2}
+    lengths = {k: len(s) for k, s in state.series.items()}
+    assert lengths == {"train_loss": 2, "val_loss": 1, "metric": 1, "lr": 2, "grad_norm": 2}
     assert state.rate == pytest.approx(130.0)  # smoothed: 0.7 × 100 + 0.3 × 200
     assert state.eta_s() == pytest.approx(80 / 130.0)
     state.apply(Finished(status="stopped", step=20))

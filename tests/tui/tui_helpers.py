@@ -55,9 +55,10 @@ def make_recipes(folder: Path, steps: int = 1500, lr: str = "3e-3", source: str 
     new = (f"train = {{ lr = {lr}, batch_size = 64, steps = {steps}, seed = 1337, eval_every = {eval_every}, "
            f"checkpoint_every = {checkpoint_every}{', ' + train_extra if train_extra else ''} }}")
     text = text.replace(old, new, 1)
-    text = text.replace('data = { source = "digits", val_fraction = 0.2 }', f'data = {{ source = "{source}", val_fraction = 0.2 }}', 1)
+    text = text.replace('data = { source = "digits", val_fraction = 0.2 }',
+                        f'data = {{ source = "{source}", val_fraction = 0.2 }}', 1)
     if extra:
-        marker = "# ---------------------------------------------------------------------------------------------- experiments"
+        marker = "# " + "-" * 94 + " experiments"
         assert marker in text
         text = text.replace(marker, EXTRA_ITEMS + marker, 1)
     path = folder / "recipes.toml"

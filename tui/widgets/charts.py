@@ -15,12 +15,12 @@ from textual.containers import Grid
 from ..run_state import RunState
 from .plot import Line, Plot
 
-MAX_WAIT_S = 3.0
+MAX_WAIT_S = 4.0
 BLUE, ORANGE, GREEN, VIOLET, GREY = (80, 160, 255), (255, 160, 40), (90, 200, 120), (190, 130, 255), (200, 200, 200)
 
 
 class Charts(Grid):
-    def __init__(self, *, id: str | None = None, max_hz: float = 4.0, budget: float = 0.015) -> None:
+    def __init__(self, *, id: str | None = None, max_hz: float = 4.0, budget: float = 0.01) -> None:
         super().__init__(id=id)
         self.max_hz = max_hz
         self.budget = budget  # fraction of wall time that chart builds may take

@@ -23,7 +23,6 @@ class DatasetPane(VerticalScroll):
         self.message = "loading…"
         self.checks: list[tuple[str, str, CheckResult | None]] = []  # (item id, status, last result)
         self.body = Static(self.message, id="dataset-body")
-        self.can_focus = False
 
     def compose(self):
         yield self.body
@@ -42,6 +41,7 @@ class DatasetPane(VerticalScroll):
         self._redraw()
 
     def _redraw(self) -> None:
+        # What the checks found comes before the histogram: it is the part that needs reading.
         parts: list[RenderableType] = []
         s = self.summary
         if s is None:
@@ -51,12 +51,11 @@ class DatasetPane(VerticalScroll):
             classes = f" · {s.num_classes} {'tokens' if s.kind == 'sequence' else 'classes'}" if s.num_classes else ""
             parts.append(Text.assemble((f"{s.kind} {shape}", "bold"), classes))
             parts.append(Text("  ".join(f"{name} {n:,}" for name, n in s.sizes)))
+        for item_id, status, res in self.checks:
+            summary = res.summary if res is not None else "not run: select it, press enter"
+            parts.append(Text.assemble(mark(status), f" {item_id}: ", (summary, "" if res else "dim")))
+        if s is not None:
             parts.append(_histogram(s, self.content_size.width) if s.histograms else Text(s.note, style="dim"))
-        if self.checks:
-            parts.append(Text("data checks", style="bold"))
-            for item_id, status, res in self.checks:
-                summary = res.summary if res is not None else "not run: select it, press enter"
-                parts.append(Text.assemble(mark(status), f" {item_id}: ", (summary, "" if res else "dim")))
         self.body.update(Group(*parts))
 
     def on_resize(self) -> None:

@@ -22,7 +22,7 @@ KEYS = [
     ("l", "toggle a logarithmic y axis on the charts"),
     ("?", "this help"),
     ("q", "quit (stops a running job first)"),
-    ("tab", "move focus to the run log; there enter folds/unfolds tracebacks"),
+    ("tab", "move focus: checklist → item → dataset → log (↑/↓ scroll; in the log enter folds tracebacks)"),
     ("ctrl+p", "command palette: every action by name"),
 ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.columns import Columns
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -26,8 +27,7 @@ class ItemDetail(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "Item"
-        self.body = Static("", id="detail-body")
-        self.can_focus = False  # keys stay with the checklist; the pane scrolls with the mouse wheel
+        self.body = Static("", id="detail-body")  # focusable (tab): ↑/↓ scroll a long traceback
 
     def compose(self):
         yield self.body
@@ -117,8 +117,8 @@ def batch_preview(metrics: dict[str, Any]) -> RenderableType | None:
     """The captured batch of ``batch-view`` (``metrics["samples"]``: one dict per example with ``x``,
     ``y`` and, for sequences, ``text``/``target_text``; for images ``x`` is C×H×W in [0, 1]).
 
-    Sequences are shown as text; images are drawn by ``tui/halfblock.py`` (stage-1 work) when it is
-    there, else named only. Anything unexpected falls back to the metrics table above.
+    Sequences are shown as text; images are drawn with half blocks (``tui/halfblock.py``) on one
+    brightness scale for the batch. Anything unexpected falls back to the metrics table above.
     """
     samples = metrics.get("samples")
     if not isinstance(samples, list) or not samples or not all(isinstance(s, dict) for s in samples):
@@ -130,15 +130,23 @@ def batch_preview(metrics: dict[str, Any]) -> RenderableType | None:
     labels = [str(s.get("label", s.get("y", ""))) for s in samples]
     if all(_depth(s.get("x")) == 3 for s in samples):
         try:
-            from ..halfblock import render_images  # type: ignore[import-not-found]
+            from ..halfblock import render_image
         except ImportError:
             return Text(f"{len(samples)} images captured; drawing them needs tui/halfblock.py", style="dim")
+        lo, hi = _range(s["x"] for s in samples)  # one scale for the batch: brightness is comparable
         try:
-            return Group(head, render_images([s["x"] for s in samples], labels))
+            cells = [Group(render_image(s["x"], width=min(16, len(s["x"][0][0])), vmin=lo, vmax=hi, max_rows=8),
+                           Text(label[:10], style="dim")) for s, label in zip(samples, labels)]
         except (TypeError, ValueError):
             return None
+        return Group(head, Columns(cells, padding=(0, 1)))
     rows = [Text(f"{_value(s.get('x'))} → {label}") for s, label in zip(samples, labels)]
     return Group(head, *rows)
+
+
+def _range(images: Any) -> tuple[float, float]:
+    values = [v for img in images for plane in img for row in plane for v in row if isinstance(v, (int, float))]
+    return (min(values), max(values)) if values else (0.0, 1.0)
 
 
 def _depth(x: Any) -> int:

@@ -42,6 +42,7 @@ class Plot(Widget):
         self._fig: Any = None  # created on first build: plotext is not imported before the first frame
         self._text: Text = Text("no data yet", style="dim")
         self._strips: list[Strip] | None = None  # _text cut into lines once per build, not once per frame
+        self._base: Any = None
         self._key: tuple[Any, ...] | None = None
         self.build_seconds = 0.0
 
@@ -55,13 +56,15 @@ class Plot(Widget):
 
     def render_line(self, y: int) -> Strip:
         # A braille chart is thousands of one-cell colour spans; turning it into strips on every frame
-        # through the generic text path cost ~30 ms a frame. It is done once per build instead.
+        # through the generic text path cost ~30 ms a frame. It is done once per build instead, with
+        # the widget's style looked up once (``rich_style`` is recomputed from CSS on every access).
         if self._strips is None:
+            self._base = self.rich_style
             segments = self._text.render(self.app.console, end="")
-            self._strips = [Strip(Segment.apply_style(line, self.rich_style)) for line in Segment.split_lines(segments)]
-        width = self.content_size.width
-        strip = self._strips[y] if y < len(self._strips) else Strip.blank(0)
-        return strip.crop_extend(0, width, self.rich_style)
+            width = self.content_size.width
+            self._strips = [Strip(Segment.apply_style(line, self._base)).crop_extend(0, width, self._base)
+                            for line in Segment.split_lines(segments)]
+        return self._strips[y] if y < len(self._strips) else Strip.blank(self.content_size.width, self._base)
 
     def rebuild(self, series: dict[str, MinMaxSeries], log_y: bool) -> bool:
         """Rebuild if anything shown changed; returns whether it did.

@@ -117,3 +117,24 @@ def test_sequences_get_lengths_vocabulary_coverage_and_out_of_range_tokens():
     assert sc.tokens.tolist() == [3, 2, 1, 1, 0]  # counted at real (non-padding) positions only
     assert sc.emb is None  # no near-duplicate distance for token ids
     assert sc.stats[:, sc.stat_names.index("distinct")].tolist() == [3, 2, 3]
+
+
+def test_pil_images_of_different_sizes_share_one_embedding_grid():
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    arrays = [rng.integers(0, 256, size=(30 + 10 * (i % 2), 40, 3), dtype=np.uint8) for i in range(6)]
+    arrays[5] = arrays[3]  # an exact copy
+
+    class Pictures(Dataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return Image.fromarray(arrays[i]), i % 2
+
+    sc = scan_split("train", Pictures(), "image")
+    assert sc.shapes == {"3x30x40": 3, "3x40x40": 3}
+    assert sc.emb.shape[0] == 6 and np.isfinite(sc.emb).all()  # every size pooled to the same grid
+    assert sc.hashes[3] == sc.hashes[5] and len(set(sc.hashes.tolist())) == 5
+    np.testing.assert_allclose(sc.stats[0, sc.stat_names.index("mean")], arrays[0].mean(), rtol=1e-6)
