@@ -21,7 +21,7 @@ from textual.widgets import Footer, Tree
 from textual.worker import Worker
 
 from recipe_tui.core.checklist_state import ChecklistState
-from recipe_tui.core.config import Item, load_recipes
+from recipe_tui.core.config import ConfigError, Item, load_recipes
 
 from .bridge import EventQueue
 from .dispatch import EventDispatch, short_path
@@ -70,6 +70,8 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
         self._eval_logged = float("-inf")
         self._printed = ""  # a print() in progress (Print events arrive in pieces)
         self._handlers = self.event_handlers()
+        if self.watch_dir is not None and not self.watch_dir.is_dir():
+            raise ConfigError(f"{self.watch_dir}: no such run directory (watch takes runs/<recipe>/<timestamp>).")
         if self.watch_dir is None:
             self.recipes = load_recipes(file)
             self.exp = self.recipes.experiment(recipe)
@@ -81,16 +83,32 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
         with Horizontal(id="main"):
             if self.watch_dir is None:
                 with Vertical(id="left"):
-                    yield Checklist(self.recipes, id="checklist")
-                    yield ItemDetail(id="detail")
+                    yield self._compose_checklist()
+                    yield self.detail
             with Vertical(id="right"):
                 yield Charts(id="charts")
                 with Horizontal(id="bottom"):
                     if self.watch_dir is None:
-                        yield DatasetPane(id="dataset")
+                        self.dataset = DatasetPane(id="dataset")
+                        self.dataset.border_title = f"Dataset · {self.exp.data.source or self.exp.data.factory}"
+                        self._show_data_checks()  # before the first layout, like the checklist
+                        yield self.dataset
                     yield RunLog(id="log")
         yield StatusLine(id="status")
         yield Footer()
+
+    def _compose_checklist(self) -> Checklist:
+        """The checklist with its restored marks and the detail of its first item, filled in before the
+        first layout: content that arrives during the mount pass would cost a second layout, and the
+        detail pane would keep the one-line height it had when empty."""
+        self.checklist = Checklist(self.recipes, id="checklist")
+        self.checklist.border_title = f"{self.exp.name} · checklist"
+        self.detail = ItemDetail(id="detail")
+        for item_id in self.items:
+            self.checklist.set_status(item_id, self._restored_status(item_id))
+        first = self.recipes.stages[0]
+        self._show_detail(Ref(first.number, first.items[0].id) if first.items else Ref(first.number))
+        return self.checklist
 
     def on_mount(self) -> None:
         self.charts = self.query_one(Charts)
@@ -106,19 +124,9 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
             self.run_log.add(f"watching {short_path(str(self.watch_dir))}: another process writes it, "
                              "training keys are off")
         else:
-            self.checklist = self.query_one(Checklist)
-            self.checklist.border_title = f"{self.exp.name} · checklist"
-            self.detail = self.query_one(ItemDetail)
-            self.dataset = self.query_one(DatasetPane)
-            self.dataset.border_title = f"Dataset · {self.exp.data.source or self.exp.data.factory}"
-            for item_id in self.items:
-                self.checklist.set_status(item_id, self._restored_status(item_id))
-            self._show_data_checks()
             if self.checks.warning:
                 self.run_log.add(self.checks.warning, "warning")
             self.checklist.focus()
-            # Shown once the first layout is done: an update during the mount pass keeps a one-line height.
-            self.call_after_refresh(lambda: self._show_detail(self.checklist.selected() or Ref(1)))
         # After the first frame: importing torch in a worker holds the GIL for long stretches, which
         # would otherwise delay the very frame it is meant not to delay.
         self.call_after_refresh(self._start_background)

@@ -30,12 +30,12 @@ def _update_array(h: "hashlib._Hash", a: Any) -> None:
     h.update(canonical_rows(t.reshape(1, -1) if t.dim() <= 1 else t.reshape(len(t), -1)).tobytes())
 
 
-def _checksum(flat: torch.Tensor) -> str:
+def _checksum(x: torch.Tensor) -> str:
     """Sums of all values, weighted by row and by column: catches edits and swaps the sample misses."""
     total = by_row = 0.0
-    by_col = torch.zeros(flat.shape[1], dtype=torch.float64)
-    for i in range(0, len(flat), 4096):
-        block = flat[i:i + 4096].to(torch.float64)
+    by_col = torch.zeros(x[0].numel() if len(x) else 0, dtype=torch.float64)
+    for i in range(0, len(x), 4096):
+        block = x[i:i + 4096].reshape(min(4096, len(x) - i), -1).to(torch.float64)  # a view may be strided
         rows = block.sum(1)
         total += float(rows.sum())
         by_row += float((rows * torch.arange(i + 1, i + 1 + len(block), dtype=torch.float64)).sum())
@@ -56,7 +56,7 @@ def fingerprint_dataset(ds: Any, tick: TickFn | None = None) -> str:
         rows = np.unique(np.linspace(0, max(0, n - 1), min(n, 1024)).round().astype(np.int64))
         if n:
             _update_array(h, x[torch.from_numpy(rows)])
-            h.update(_checksum(x.reshape(n, -1)).encode())
+            h.update(_checksum(x).encode())
         if y is not None:
             _update_array(h, y)
         return h.hexdigest()

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from recipe_tui.core.checklist_state import ChecklistState
+from recipe_tui.core.config import ConfigError
 from recipe_tui.core.events import Eval, RunStarted, Step
 from recipe_tui.core.jobs import latest_run
 from recipe_tui.core.rundir import read_events
@@ -231,18 +232,16 @@ async def test_layout_at_80x24_and_250x70_and_resizes(recipes, tmp_path):
         assert "Inspect the data" in text and "step 2,000/2,000" in text and "t Train" in text
         assert not app.query_one("#chart-lr", Plot).display  # small screen: loss and metric only
         await pilot.resize_terminal(250, 70)
-        await pilot.pause(0.5)
-        text = screen_text(app)
-        assert len(text.split("\n")) == 70
-        assert all(stage in text for stage in STAGES)
+        await wait_for(pilot, lambda: all(stage in screen_text(app) for stage in STAGES), what="all six stages")
+        assert len(screen_text(app).split("\n")) == 70
         lr_plot = app.query_one("#chart-lr", Plot)
-        assert lr_plot.display and lr_plot.content_size.width > 60
+        await wait_for(pilot, lambda: lr_plot.display and lr_plot.content_size.width > 60, what="the lr chart")
         await wait_for(pilot, lambda: "no data yet" not in lr_plot.render().plain, what="lr chart at the new size")
         await pilot.press("l")
         assert app.charts.log_y and app.query_one("#chart-loss", Plot).border_subtitle == "log"
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.3)
-        assert "Inspect the data" in screen_text(app)
+        await wait_for(pilot, lambda: len(screen_text(app).split("\n")) == 24 and "Inspect the data" in screen_text(app),
+                       what="the small layout again")
 
 
 @pytest.mark.timeout(60)
@@ -252,6 +251,8 @@ async def test_watch_mode_follows_a_run_and_disables_training_keys(tmp_path):
     lines = [RunStarted(run_dir=str(run), recipe="digits-mlp", device="cpu", steps=1000).to_json()]
     lines += [Step(step=s, loss=1.0 / s, lr=1e-3).to_json() for s in range(10, 110, 10)]
     (run / "events.jsonl").write_text("\n".join(lines) + "\n" + '{"type": "step", "st')  # torn last line
+    with pytest.raises(ConfigError, match="no such run directory"):
+        RecipeApp(watch=tmp_path / "nope")
     app = RecipeApp(watch=run, runs=tmp_path / "runs")
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.state.step == 100, what="the history")
@@ -282,3 +283,15 @@ async def test_keys_are_in_the_palette_and_help_and_prints_reach_the_log(recipes
         assert not isinstance(app.screen, HelpScreen)
         print("a line printed while the app runs")
         await wait_for(pilot, lambda: "a line printed while the app runs" in app.run_log.messages(), what="print capture")
+
+
+@pytest.mark.timeout(60)
+def test_the_app_module_does_not_import_torch_or_plotext():
+    """The first frame must not wait for torch (~2–3 s): it is imported by workers after mount."""
+    import subprocess
+    import sys
+
+    code = ("import sys, recipe_tui.tui.app, recipe_tui.tui.cli\n"
+            "print(sorted(m for m in ('torch', 'plotext', 'numpy', 'pynvml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -63,7 +63,7 @@ def _step(screen: str) -> int:
 
 
 def test_recipe_tui_in_tmux_trains_live_and_quits(tmp_path: Path):
-    recipes = make_recipes(tmp_path, steps=200_000, eval_every=50, extra=False)
+    make_recipes(tmp_path, steps=200_000, eval_every=50, extra=False)  # writes tmp_path/recipes.toml
     home = tmp_path / "home"
     home.mkdir()
     exe = Path(sys.executable).with_name("recipe-tui")

@@ -198,8 +198,8 @@ class SampleBrowser(ModalScreen[None]):
 
     def action_next_class(self) -> None:
         names = self.class_names()
-        if not names or self.info.kind == "sequence":
-            self.notify("no class labels to filter by", severity="warning")
+        if not names or self.info.kind == "sequence" or (self.mode == "all" and self._labels_of(self.split) is None):
+            self.notify("no class labels to filter by here", severity="warning")
             return
         self.class_filter = 0 if self.class_filter is None else (
             None if self.class_filter + 1 >= len(names) else self.class_filter + 1)
