@@ -310,6 +310,9 @@ def _load_experiment(name: str, body: Any, base_dir: str, loc: "_Locator", path:
     for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every", "eval_batch_size"):
         if getattr(train, key) < 1:
             raise ConfigError(loc.where(path + ("train", key)) + f"{_dotted(path + ('train', key))}: must be at least 1.")
+    if not 2 <= sections["checks"].overfit_batch_size <= 16:
+        key = path + ("checks", "overfit_batch_size")
+        raise ConfigError(loc.where(key) + f"{_dotted(key)}: must be between 2 and 16 (a batch of a few examples).")
     if train.lr <= 0:
         raise ConfigError(loc.where(path + ("train", "lr")) + f"{_dotted(path + ('train', 'lr'))}: must be positive.")
     for factory, key in ((data.factory, "data"), (model.factory, "model")):

@@ -41,11 +41,14 @@ class EventDispatch:
         if not events_:
             return
         with self.batch_update():
+            version = self.state.version
             for event in events_:
                 handler = self._handlers.get(type(event))
                 if handler is not None:
                     handler(event)
             self.status.show(self.state)
+            if self.state.version != version:
+                self.charts.data_changed()
 
     def refresh_status(self) -> None:
         self.status.show(self.state, self.sampler.sample())

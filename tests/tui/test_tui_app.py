@@ -32,9 +32,9 @@ async def test_navigate_the_checklist_and_see_guidance(recipes, tmp_path):
         assert checklist.selected() == Ref(1, "data-stats")
         await pilot.press("j", "down")
         assert checklist.selected() == Ref(1, "duplicates")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: app.query_one("#detail").border_title == "duplicates", what="the detail")
         assert detail.border_title == "duplicates" and "Duplicate examples?" in detail_text(app)
-        assert "Duplicate examples?" in screen_text(app)
+        await wait_for(pilot, lambda: "Duplicate examples?" in screen_text(app), what="the guidance on screen")
         await pilot.press("k", "up", "k")
         assert checklist.selected() == Ref(1)  # the stage heading
         assert detail.border_title == "stage 1" and "every automated item of this stage" in detail_text(app)
@@ -58,11 +58,11 @@ async def test_run_items_pass_skip_and_error(recipes, tmp_path, fake_checks):
         assert "RuntimeError: boom from the test check" in text and "Traceback" in text
         assert any("boom from the test check" in m for m in app.run_log.messages())
         checklist.select_item("tui-pass")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: app.query_one("#detail").border_title == "tui-pass", what="the detail")
         text = detail_text(app)
         assert "all good here" in text and "evidence_value" in text and "Nothing to do." in text
         checklist.select_item("tui-missing")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: app.query_one("#detail").border_title == "tui-missing", what="the detail")
         assert "not automated yet" in detail_text(app)
         await pilot.press("j")  # still responsive after a check raised
         assert checklist.selected() == Ref(6, "tui-boom")
@@ -93,7 +93,7 @@ async def test_tick_a_manual_item_and_find_it_ticked_after_reopening(recipes, tm
         checklist = again.query_one(Checklist)
         assert checklist.status("lr-find") == "ticked" and checklist.status("capacity") == "manual"
         checklist.select_item("lr-find")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: again.query_one("#detail").border_title == "lr-find", what="the detail")
         assert "☑ ticked" in detail_text(again)
 
 
@@ -110,7 +110,7 @@ async def test_train_live_then_stop_writes_a_checkpoint_and_reopen_restores_curv
         first_step = app.state.step
         await wait_for(pilot, lambda: app.charts.builds > 0 and len(app.state.series["val_loss"]) >= 1,
                        what="charts drawn from live data")
-        assert "step" in screen_text(app) and "training" in screen_text(app)
+        await wait_for(pilot, lambda: "● training  step" in screen_text(app), what="the status line")
         await wait_for(pilot, lambda: app.state.step > first_step, what="the step count to move")
         assert any(ch in app.query_one("#chart-loss", Plot).render().plain for ch in "⠁⠂⠄⡀⢀⠈⠐⠠⣀")
         await pilot.press("p")
@@ -174,7 +174,7 @@ async def test_a_failing_job_becomes_an_error_mark_and_the_app_stays_up(tmp_path
         await wait_for(pilot, lambda: checklist.status("train") == "error" and app.job is None, what="train error")
         assert any(m.startswith("train failed: ConfigError") for m in app.run_log.messages())
         checklist.select_item("train")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: app.query_one("#detail").border_title == "train", what="the detail")
         assert "unknown data source 'no-such-source'" in detail_text(app)
         await pilot.press("j", "k")
         assert checklist.selected() == Ref(3, "train")
@@ -190,7 +190,7 @@ async def test_a_diverging_run_is_a_fail_with_its_reason(tmp_path):
         await wait_for(pilot, lambda: checklist.status("train") == "fail", what="the run to fail")
         assert app.state.status == "failed" and "loss became" in app.state.reason
         checklist.select_item("train")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: app.query_one("#detail").border_title == "train", what="the detail")
         assert "Lower the learning rate" in detail_text(app)
 
 
@@ -226,7 +226,8 @@ async def test_layout_at_80x24_and_250x70_and_resizes(recipes, tmp_path):
         await wait_for(pilot, lambda: app.state.step == 2000, what="events drained")
         loss_plot = app.query_one("#chart-loss", Plot)
         await wait_for(pilot, lambda: "no data yet" not in loss_plot.render().plain, what="the loss chart")
-        await wait_for(pilot, lambda: "step 2,000/2,000" in screen_text(app), what="the status line")
+        await wait_for(pilot, lambda: "step 2,000/2,000" in screen_text(app) and "t Train" in screen_text(app),
+                       what="the status line and the footer")
         text = screen_text(app)
         assert len(text.split("\n")) == 24 and max(len(line) for line in text.split("\n")) == 80
         assert "Inspect the data" in text and "step 2,000/2,000" in text and "t Train" in text

@@ -13,6 +13,7 @@ import time
 
 from textual.app import ComposeResult
 from textual.containers import Grid
+from textual.timer import Timer
 
 from ..run_state import RunState
 from .plot import Line, Plot
@@ -29,6 +30,7 @@ class Charts(Grid):
         self.log_y = False
         self.state = RunState()
         self._next_ok = 0.0
+        self._timer: Timer | None = None  # a pending "draw when the budget allows"
         self.builds = 0  # how many chart builds so far (tests and the benchmark read it)
 
     def compose(self) -> ComposeResult:
@@ -40,7 +42,11 @@ class Charts(Grid):
     def on_mount(self) -> None:
         self.plots = list(self.query(Plot))
         self.metric_plot = self.query_one("#chart-metric", Plot)
-        self.set_interval(1 / self.max_hz, self.tick)
+
+    def data_changed(self) -> None:
+        """New points arrived (the app calls this from its drain). No polling timer: every wake-up of
+        the UI thread takes the GIL from the trainer, so an idle chart costs nothing."""
+        self.tick()
 
     def show(self, state: RunState) -> None:
         """Chart another run (a new one, the restored last one, a watched one)."""
@@ -63,6 +69,8 @@ class Charts(Grid):
     def tick(self) -> None:
         now = time.perf_counter()
         if now < self._next_ok:
+            if self._timer is None:  # come back when allowed, so the newest data is drawn even if none follows
+                self._timer = self.set_timer(self._next_ok - now, self._retick)
             return
         title = f"val {self.state.metric_name}"
         if self.state.metric_name and self.metric_plot.border_title != title:
@@ -73,5 +81,10 @@ class Charts(Grid):
                 spent += plot.build_seconds
                 self.builds += 1
         # After spending `spent`, wait long enough that builds stay within the budget, but never so
-        # long that the charts stop looking live.
-        self._next_ok = now + min(spent / self.budget, MAX_WAIT_S) if spent else now
+        # long that the charts stop looking live; and never rebuild more than max_hz times a second.
+        if spent:
+            self._next_ok = now + max(1 / self.max_hz, min(spent / self.budget, MAX_WAIT_S))
+
+    def _retick(self) -> None:
+        self._timer = None
+        self.tick()
