@@ -108,3 +108,22 @@ def describe_outcome(outcome: TrainOutcome) -> dict[str, Any]:
     if outcome.reason:
         doc["reason"] = outcome.reason
     return doc
+
+
+def load_trained_model(run_dir: str | Path, splits: Any = None) -> tuple[Experiment, Any, Any]:
+    """(experiment, model in eval mode with the run's last checkpoint, splits) of a run dir.
+
+    Raises FileNotFoundError when the run has no checkpoint yet.
+    """
+    from .data import load_data
+    from .models import build_model
+
+    run = RunDir.open(run_dir)
+    exp = experiment_from_dict(run.read_config())
+    state = run.load_checkpoint()
+    if state is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint yet")
+    splits = splits if splits is not None else load_data(exp)
+    model = build_model(exp, splits.info)
+    model.load_state_dict(state["model"])
+    return exp, model.eval(), splits

@@ -51,6 +51,7 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
         Binding("s", "stop", "Stop", id="app.stop"),
         Binding("p", "pause", "Pause", id="app.pause"),
         Binding("l", "log_y", "Log-y", id="app.log-y"),
+        Binding("b", "browse", "Browse", id="app.browse"),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
@@ -194,7 +195,7 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
 
     # -- actions ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.watch_dir is not None and action in ("train", "stop", "pause"):
+        if self.watch_dir is not None and action in ("train", "stop", "pause", "browse"):
             return False  # watch mode only shows a run; another process owns it
         if action == "stop":
             return True if self.job is not None else None
@@ -235,6 +236,15 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
             job.pause.set()
             self.state.status = "paused"
         self.status.show(self.state)
+
+    def action_browse(self) -> None:
+        """The sample browser, filtered by what the data checks found and, after training, by loss."""
+        if self._splits is None:
+            self.notify("The data is still loading; try again in a moment.")
+            return
+        findings = {cid: res for cid in ("data-stats", "duplicates", "outliers", "label-issues")
+                    if (res := self.checks.result(cid)) is not None}
+        self._browse_worker(findings)
 
     def action_log_y(self) -> None:
         self.charts.set_log_y(not self.charts.log_y)

@@ -84,6 +84,28 @@ class JobRunner:
         finally:
             self.queue.emit(JobEnded(job.id))
 
+    @work(thread=True, exit_on_error=False, group="browse")
+    def _browse_worker(self, findings: dict[str, Any]) -> None:
+        """Adds the last run's per-sample losses (top losses, confusion) to the findings, then opens the browser."""
+        from recipe_tui.core.audit import after_training_findings
+        from recipe_tui.core.events import LogLine
+        from recipe_tui.core.jobs import latest_run, load_trained_model
+
+        from .widgets.sample_browser import SampleBrowser
+
+        run = latest_run(self.runs, self.exp.name)
+        if run is not None and (run / "checkpoint.pt").is_file():
+            try:
+                exp, model, splits = load_trained_model(run, self._splits)
+                findings["losses"] = after_training_findings(model, splits, exp.task)
+            except Exception as exc:  # an old run of a changed model: browse without losses
+                self.queue.emit(LogLine(f"browser: no losses from {run.name}: {type(exc).__name__}: {exc}", "warning",
+                                        traceback.format_exc()))
+        try:
+            self.call_from_thread(self.push_screen, SampleBrowser(self._splits, findings))
+        except RuntimeError:
+            pass  # the app closed meanwhile
+
     @work(thread=True, exit_on_error=False, group="job")
     def _watch_worker(self, job: Job, run_dir: Path) -> None:
         bridge.watch_job(run_dir, self.queue.emit, job.stop)

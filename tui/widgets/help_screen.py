@@ -20,6 +20,7 @@ KEYS = [
     ("s", "stop the running job (training writes a checkpoint)"),
     ("p", "pause / resume training"),
     ("l", "toggle a logarithmic y axis on the charts"),
+    ("b", "browse samples: duplicates, outliers, label issues, largest losses after training"),
     ("?", "this help"),
     ("q", "quit (stops a running job first)"),
     ("tab", "move focus: checklist → item → dataset → log (↑/↓ scroll; in the log enter folds tracebacks)"),
