@@ -150,8 +150,8 @@ class EventDispatch:
         if self.recipes.stage_of(item_id) == 1:
             self._show_data_checks()
         ref = self.checklist.selected()
-        if ref is not None and ref.item == item_id:
-            self._show_detail(ref)
+        if ref is not None and (ref.item == item_id or (not ref.item and self.recipes.stage_of(item_id) == ref.stage)):
+            self._show_detail(ref)  # the item itself, or its stage heading with the counts
 
     def _save_checks(self) -> None:
         try:

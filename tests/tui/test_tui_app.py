@@ -273,11 +273,11 @@ async def test_keys_are_in_the_palette_and_help_and_prints_reach_the_log(recipes
     app = RecipeApp(file=recipes, runs=tmp_path / "runs")
     async with app.run_test(size=(100, 30)) as pilot:
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Train", "Log-y", "Help", "Run item", "Tick item", "Quit"} <= titles
+        assert {"Train", "Log-y", "Browse", "Help", "Run item", "Tick item", "Quit"} <= titles
         assert "Stop" not in titles  # nothing to stop yet
         ids = {b.id for b in app.BINDINGS} | {b.id for b in Checklist.BINDINGS}
         assert None not in ids and not any(getattr(b, "key", "") == "ctrl+b" for b in app.BINDINGS + Checklist.BINDINGS)
-        assert not any(b.key in ("b",) for b in app.BINDINGS + Checklist.BINDINGS)  # b is the sample browser's
+        assert [b.action for b in app.BINDINGS + Checklist.BINDINGS if b.key == "b"] == ["browse"]
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
