@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .progress import TickFn
-from .scan import canonical_rows, in_memory_arrays
+from .hashing import canonical_rows
+from .scan import in_memory_arrays
 
 AUDIT_VERSION = 1  # the cache key also holds a digest of the audit source, so edits invalidate it too
 SAMPLE = 64  # inputs read per split through __getitem__ when the data is not in memory

@@ -7,8 +7,6 @@ is iterated item by item, and items that raise are recorded, not fatal.
 """
 from __future__ import annotations
 
-import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -16,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .hashing import _shape_key, hash_rows
 from .progress import Ticker, TickFn
 
 CHUNK = 4096  # rows per vectorised step: bounds memory, gives progress and stop a chance to run
@@ -136,10 +135,6 @@ def in_memory_arrays(ds: Any) -> tuple[torch.Tensor, torch.Tensor | None, str] |
 # ----------------------------------------------------------------------------- per-chunk features
 
 
-def _shape_key(shape: Sequence[int]) -> str:
-    return "x".join(str(int(s)) for s in shape) or "scalar"
-
-
 def _channels_of(shape: tuple[int, ...], kind: str) -> int | None:
     """How many channels per-channel statistics use; None: not meaningful (token sequences)."""
     if kind == "sequence":
@@ -159,49 +154,6 @@ def _projection(d_in: int, d_out: int) -> torch.Tensor:
     # Fixed per input width so every split (and every run: the cache) embeds the same way.
     g = torch.Generator().manual_seed(1000 + d_in)
     return torch.randn(d_in, d_out, generator=g) / d_out ** 0.5
-
-
-def canonical_rows(x: torch.Tensor, finite: bool | None = None) -> np.ndarray:
-    """The canonical bytes of each sample: floats as float32 with -0 → 0 and one NaN pattern, integers as int64."""
-    b = x.shape[0]
-    if x.is_floating_point():
-        x = x.to(torch.float32) + 0.0  # also turns -0.0 into 0.0
-        if finite is not True:
-            nan = torch.isnan(x)
-            if bool(nan.any()):
-                x = torch.where(nan, torch.full_like(x, float("nan")), x)
-    elif x.dtype == torch.bool:
-        x = x.to(torch.uint8)
-    elif x.dtype != torch.uint8:
-        x = x.to(torch.int64)
-    return x.contiguous().numpy().reshape(b, -1)
-
-
-def _digest_rows(base: "hashlib._Hash", rows: np.ndarray) -> bytes:
-    out = bytearray()
-    for row in rows:
-        h = base.copy()
-        h.update(row.data)
-        out += h.digest()[:16]
-    return bytes(out)
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def hash_rows(x: torch.Tensor, finite: bool | None = None) -> np.ndarray:
-    """(B,) V16: SHA-256 (hardware-accelerated on most CPUs) of the canonical bytes, shape and dtype included."""
-    global _POOL
-    rows = canonical_rows(x, finite)
-    base = hashlib.sha256()
-    base.update(f"{rows.dtype.str}:{_shape_key(x.shape[1:])}:".encode())
-    workers = max(1, min(4, torch.get_num_threads()))
-    if workers == 1 or len(rows) < 256 or rows[0].nbytes < 2048:  # hashlib only releases the GIL for ≥ 2 KiB
-        return np.frombuffer(_digest_rows(base, rows), dtype="V16")
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="audit-hash")
-    parts = np.array_split(rows, workers)
-    return np.frombuffer(b"".join(_POOL.map(lambda r: _digest_rows(base, r), parts)), dtype="V16")
 
 
 def _pool(img: torch.Tensor, oh: int, ow: int) -> torch.Tensor:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from recipe_tui.core.audit.scan import hash_rows, in_memory_arrays, scan_split, scan_splits
+from recipe_tui.core.audit.hashing import hash_rows
+from recipe_tui.core.audit.scan import in_memory_arrays, scan_split, scan_splits
 from recipe_tui.core.data import DataInfo, Splits, TensorPairs
 
 pytestmark = pytest.mark.timeout(60)
