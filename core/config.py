@@ -74,7 +74,7 @@ class TrainConfig:
     schedule: str = "constant"  # constant | cosine | linear ("initially, disable LR decays entirely")
     warmup_steps: int = 0
     grad_clip: float = 0.0  # max global grad norm; 0 = off
-    amp: bool = False  # autocast (bf16 on CPU, fp16 + GradScaler on CUDA)
+    amp: bool = False  # autocast: bf16 on CPU and NVIDIA compute ≥ 8, else fp16 + GradScaler
     device: str = "auto"  # auto (cuda → mps → cpu) | cpu | cuda | cuda:N | mps
     eval_every: int = 200
     log_every: int = 10
@@ -203,7 +203,12 @@ def load_recipes(file: str | Path | None = None) -> RecipesFile:
         raise ConfigError(f"{path}: TOML syntax error: {exc}.") from None
     loc = _Locator(path, text)
     _check_keys(raw, {"stage", "recipe"}, (), loc)
-    stages = _load_stages(raw.get("stage", []), loc)
+    if "stage" in raw:
+        stages = _load_stages(raw["stage"], loc)
+    elif path.resolve() != shipped_recipes_path():
+        stages = load_recipes(shipped_recipes_path()).stages  # a file of experiments only: the recipe's checklist
+    else:
+        stages = ()
     recipes = raw.get("recipe", {})
     if not isinstance(recipes, dict):
         raise ConfigError(loc.where(("recipe",)) + "recipe: expected tables [recipe.NAME].")
@@ -263,8 +268,8 @@ def _parse_value(value: str) -> Any:
 
 
 def _load_stages(raw: Any, loc: "_Locator") -> tuple[Stage, ...]:
-    if not isinstance(raw, list):
-        raise ConfigError(loc.where(("stage",)) + "stage: expected [[stage]] tables.")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(loc.where(("stage",)) + "stage: expected [[stage]] tables (or none: the recipe's own checklist).")
     stages, seen = [], set()
     for n, body in enumerate(raw, start=1):
         _check_keys(body, {"title", "item"}, ("stage",), loc)

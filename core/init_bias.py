@@ -98,25 +98,6 @@ def probe_batch(ds: Dataset, n: int = 4) -> torch.Tensor:
     return x
 
 
-def first_tensor(out: Any) -> torch.Tensor | None:
-    """The prediction tensor of a model output: itself, the first tensor of a tuple, or ``logits``."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict):
-        if isinstance(out.get("logits"), torch.Tensor):
-            return out["logits"]
-        out = list(out.values())
-    logits = getattr(out, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(out, (list, tuple)):
-        for item in out:
-            t = first_tensor(item)
-            if t is not None:
-                return t
-    return None
-
-
 def find_final_linear(model: nn.Module, x: torch.Tensor, out_features: int) -> tuple[str, nn.Linear]:
     """The last ``nn.Linear`` the forward pass calls with ``out_features`` outputs, after which no other
     layer with parameters runs. Raises ``ValueError`` saying why when there is none."""

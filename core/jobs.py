@@ -56,6 +56,8 @@ def run_training(exp: Experiment | None, emit: Emit = null_emit, stop: threading
             exp = apply_overrides(exp, overrides)
             run.write_config(exp)
         checkpoint = run.load_checkpoint()
+        if checkpoint is None:
+            raise ConfigError(f"--resume {resume}: no checkpoint.pt yet; nothing to continue from.")
     else:
         assert exp is not None
         if overrides:

@@ -1,8 +1,7 @@
 """What each task means for the loss and the metric; shared by the trainer and the checks."""
 from __future__ import annotations
 
-import math
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +26,8 @@ def lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def regression_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if out.dim() == y.dim() + 1 and out.shape[-1] == 1:
-        out = out.squeeze(-1)
+    if out.shape != y.shape and out.numel() == y.numel():
+        y = y.reshape(out.shape)  # (N,) vs (N, 1) would silently broadcast to an N×N loss
     return F.mse_loss(out, y.to(out.dtype))
 
 
@@ -46,14 +45,20 @@ def metric_name(task: str) -> str | None:
     return None if task == "regression" else "accuracy"
 
 
-def expected_init_loss(task: str, prior: torch.Tensor | None = None, target_var: float | None = None,
-                       num_classes: int | None = None) -> float:
-    """The loss of a model that knows nothing: ln C, the prior's entropy, or Var(y)."""
-    if task == "regression":
-        assert target_var is not None
-        return float(target_var)
-    if prior is not None:
-        p = prior[prior > 0].double()
-        return float(-(p * p.log()).sum())
-    assert num_classes
-    return math.log(num_classes)
+def first_tensor(out: Any) -> torch.Tensor | None:
+    """The prediction tensor of a model output: itself, the first tensor of a tuple, or ``logits``."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        if isinstance(out.get("logits"), torch.Tensor):
+            return out["logits"]
+        out = list(out.values())
+    logits = getattr(out, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(out, (list, tuple)):
+        for item in out:
+            t = first_tensor(item)
+            if t is not None:
+                return t
+    return None

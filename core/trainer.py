@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from .config import TrainConfig
 from .data import TensorPairs
 from .events import Checkpoint, Emit, Eval, Failed, Finished, LogLine, Step
-from .tasks import correct_and_count, loss_fn, metric_name
+from .tasks import correct_and_count, first_tensor, loss_fn, metric_name
 
 
 def seed_everything(seed: int) -> None:
@@ -83,8 +83,11 @@ class BatchStream:
                 for idx in index_batches:
                     yield self._to_device(self.ds.x[idx], self.ds.y[idx])
             else:
+                # Its own generator: a DataLoader without one draws its worker seed from the global RNG, and a
+                # resumed run would then see different dropout masks than an uninterrupted one.
                 loader = DataLoader(self.ds, batch_sampler=[b.tolist() for b in index_batches],
-                                    num_workers=self.num_workers, pin_memory=self.device.type == "cuda")
+                                    num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+                                    generator=torch.Generator().manual_seed(self.seed + epoch))
                 for x, y in loader:
                     yield self._to_device(x, y)
             step += len(index_batches)
@@ -107,15 +110,23 @@ class Trainer:
         self.pause = pause or threading.Event()
         self.loss_fn = loss_fn(task)
         self.optimizer = make_optimizer(self.model, cfg)
-        amp_dtype = torch.bfloat16 if self.device.type == "cpu" or torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
+        # bf16 where the hardware has it (CPU, NVIDIA compute ≥ 8); fp16 + GradScaler elsewhere: is_bf16_supported()
+        # also says yes for emulated bf16 on V100/T4, which is slow.
+        native_bf16 = self.device.type == "cpu" or (self.device.type == "cuda" and torch.cuda.get_device_capability(self.device)[0] >= 8)
+        amp_dtype = torch.bfloat16 if native_bf16 else torch.float16
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=amp_dtype)) if cfg.amp else nullcontext
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and amp_dtype == torch.float16)
         self.step = 0
+        self.evaluated_step = -1  # a run resumed from a checkpoint taken right after an eval does not repeat it
         self.last: dict[str, float | None] = {"loss": None, "lr": None, "grad_norm": None}
+        params = [p for p in self.model.parameters() if p.is_floating_point()]
+        self._input_dtype = params[0].dtype if params else None
+        self._long_targets = task in ("classification", "language-model")
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state = {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        state = {"step": self.step, "evaluated_step": self.evaluated_step,
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -123,6 +134,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
+        self.evaluated_step = int(state.get("evaluated_step", -1))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -135,17 +147,28 @@ class Trainer:
             self.emit(Checkpoint(step=self.step, path=str(self.save(self.state_dict()))))
 
     # -- evaluation -------------------------------------------------------------------------------
+    def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """numpy-made batches: float64 inputs for a float32 model, int32 class labels."""
+        if x.dtype == torch.float64 and self._input_dtype == torch.float32:
+            x = x.float()
+        if self._long_targets and y.dtype != torch.int64:
+            y = y.long()
+        return x, y
+
     @torch.no_grad()
-    def evaluate(self, data: Dataset | None = None, split: str = "val") -> Eval:
+    def evaluate(self, data: Dataset | None = None, split: str = "val") -> Eval | None:
+        """Loss and metric on the entire split; None (nothing emitted) when stopped part-way."""
         data = self.val_data if data is None else data
         was_training = self.model.training
         self.model.eval()
         total_loss, total_right, total_n = 0.0, 0.0, 0
         for x, y in _eval_batches(data, self.cfg.eval_batch_size, self.device):
             if self.stop.is_set():
-                break
+                self.model.train(was_training)
+                return None  # a partial average is not a validation point
+            x, y = self.batch(x, y)
             with self.autocast():
-                out = self.model(x)
+                out = first_tensor(self.model(x))
             right, n = correct_and_count(self.task, out.float(), y)
             weight = n if n else len(y)
             total_loss += float(self.loss_fn(out.float(), y)) * weight
@@ -153,6 +176,7 @@ class Trainer:
             total_n += weight
         self.model.train(was_training)
         metrics = {"accuracy": total_right / max(1, total_n)} if metric_name(self.task) else {}
+        self.evaluated_step = self.step
         event = Eval(step=self.step, split=split, loss=total_loss / max(1, total_n), metrics=metrics)
         self.emit(event)
         return event
@@ -163,6 +187,7 @@ class Trainer:
         self.model.train()
         stream = BatchStream(self.train_data, cfg.batch_size, cfg.seed, self.device, cfg.num_workers).batches(self.step)
         t_log, step_log = time.perf_counter(), self.step
+        resumed_at = self.step if self.step > 0 else -1
         while self.step < cfg.steps:
             if self.stop.is_set():
                 break
@@ -172,13 +197,14 @@ class Trainer:
             lr = lr_at(self.step, cfg)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            if self.val_data is not None and self.step % cfg.eval_every == 0 and self.step > 0:
+            if self.val_data is not None and self.step % cfg.eval_every == 0 and self.step > 0 \
+                    and self.evaluated_step != self.step:
                 self.evaluate()
-            if self.step % cfg.checkpoint_every == 0 and self.step > 0:
+            if self.step % cfg.checkpoint_every == 0 and self.step > 0 and self.step != resumed_at:
                 self.checkpoint()
-            x, y = next(stream)
+            x, y = self.batch(*next(stream))
             with self.autocast():
-                out = self.model(x)
+                out = first_tensor(self.model(x))
                 loss = self.loss_fn(out, y)
             self.scaler.scale(loss).backward()
             log = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
@@ -187,6 +213,8 @@ class Trainer:
                 self.scaler.unscale_(self.optimizer)
                 grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             elif log:
+                if self.scaler.is_enabled():
+                    self.scaler.unscale_(self.optimizer)  # the true norm, not × the loss scale
                 grad_norm = _grad_norm(self.model)
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -206,7 +234,8 @@ class Trainer:
         final: dict[str, float] = {"loss": self.last["loss"]} if self.last["loss"] is not None else {}
         if self.val_data is not None and not stopped:
             ev = self.evaluate()
-            final.update({"val_loss": ev.loss, **ev.metrics})
+            if ev is not None:
+                final.update({"val_loss": ev.loss, **ev.metrics})
         self.checkpoint()
         result = Finished(status="stopped" if stopped else "completed", step=self.step, final=final)
         self.emit(result)
@@ -243,6 +272,6 @@ def _eval_batches(data: Dataset, batch_size: int, device: torch.device):
         for i in range(0, len(data), batch_size):
             x, y = data.x[i:i + batch_size], data.y[i:i + batch_size]
             yield x.to(device), y.to(device)
-    else:
-        for x, y in DataLoader(data, batch_size=batch_size, shuffle=False):
+    else:  # a fixed generator: iterating must not draw from the global RNG that training uses
+        for x, y in DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0)):
             yield x.to(device), y.to(device)

@@ -242,6 +242,10 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
         if self._splits is None:
             self.notify("The data is still loading; try again in a moment.")
             return
+        if self.job is not None and self.job.kind == "train":
+            # Building a model for the losses draws from torch's global RNG, which the running trainer uses.
+            self.notify("Training is running: browse after it ends (s stops it).", severity="warning")
+            return
         findings = {cid: res for cid in ("data-stats", "duplicates", "outliers", "label-issues")
                     if (res := self.checks.result(cid)) is not None}
         self._browse_worker(findings)

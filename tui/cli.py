@@ -211,6 +211,8 @@ def _check(recipes: Any, args: argparse.Namespace) -> int:
             print(f"{r.status.upper():<5}  {r.id:<{width}}  {r.summary}")
             if r.hint and r.status in ("warn", "fail", "error"):
                 print(f"{'':<5}  {'':<{width}}  → {r.hint}")
+    if stop.is_set():
+        return EXIT_INTERRUPTED  # the remaining items did not run: not a pass
     failed = any(r.status in ("fail", "error") for r in results)
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -225,6 +227,8 @@ def select_items(recipes: Any, items: list[str], stages: list[int] | None) -> li
     for item in items:
         if item not in known:
             raise ConfigError(f"{recipes.path}: no checklist item '{item}'{_suggest(item, known)}.")
+        if item == "train":
+            raise ConfigError(f"{recipes.path}: item 'train' is training itself: run `recipe-tui train`.")
         if item not in automated:
             raise ConfigError(f"{recipes.path}: item '{item}' is manual (no automated check); tick it in the app.")
         chosen.append(automated[item].check)

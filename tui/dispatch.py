@@ -145,6 +145,8 @@ class EventDispatch:
     def _record(self, item_id: str, res: CheckResult) -> None:
         self.checks.record(item_id, res)
         self._save_checks()
+        if item_id not in self.items:
+            return  # the recipes file has no such item (e.g. no "train"): the result is kept, not shown
         if not self.checks.is_ticked(item_id):
             self.checklist.set_status(item_id, res.status)
         if self.recipes.stage_of(item_id) == 1:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .progress import Ticker, TickFn
+from ..tasks import first_tensor
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def per_sample_losses(model: nn.Module, ds: Dataset, task: str, device: torch.de
         with torch.no_grad():
             for x, y in _batches(ds, batch_size):
                 x, y = x.to(device), y.to(device)
-                out = model(x)
+                out = first_tensor(model(x))
                 if task == "classification":
                     logp = F.log_softmax(out.float(), dim=-1)
                     lp_given = logp.gather(1, y.view(-1, 1)).squeeze(1)
@@ -64,10 +65,10 @@ def per_sample_losses(model: nn.Module, ds: Dataset, task: str, device: torch.de
                     losses.append((ce * keep).sum(1) / keep.sum(1).clamp(min=1))
                     pairs.append(torch.stack([y[keep], logits.argmax(-1)[keep]], 1))
                 else:
-                    o = out.float()
-                    if o.dim() == y.dim() + 1 and o.shape[-1] == 1:
-                        o = o.squeeze(-1)
-                    err = (o - y.float()) ** 2
+                    o, t = out.float(), y.float()
+                    if o.shape != t.shape and o.numel() == t.numel():
+                        t = t.reshape(o.shape)  # as the training loss does: no (N,) vs (N, 1) broadcast
+                    err = (o - t) ** 2
                     losses.append(err.reshape(len(err), -1).mean(1))
                 done += len(y)
                 ticker(done)

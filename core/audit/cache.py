@@ -1,8 +1,10 @@
 """Audit results cached on disk by a fingerprint of the data, so reopening a project is instant.
 
 The fingerprint reads little: per split the dataset type and length, every label (cheap), the
-shape and bytes of a strided sample of inputs and, for in-memory tensors, a checksum of all of them.
-Any change to the data, the relevant settings or the audit code version gives a new key.
+shape and bytes of a strided sample of inputs, for in-memory tensors a checksum of all of them, and
+for file-backed datasets (ImageFolder) the size and modification time of every file. A change that
+none of these see (a user dataset that edits samples in place behind an unchanged length and labels,
+away from the sampled indices) is missed: run the check with a fresh runs dir then.
 """
 from __future__ import annotations
 
@@ -65,6 +67,12 @@ def fingerprint_dataset(ds: Any, tick: TickFn | None = None) -> str:
     t = targets_of(ds)
     if t is not None:
         _update_array(h, t)
+    for path in _files_of(ds):  # file-backed data: a fixed or replaced file changes the key (one stat each)
+        try:
+            st = os.stat(path)
+            h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"{path}:missing".encode())
     for i in np.unique(np.linspace(0, max(0, n - 1), min(n, SAMPLE)).round().astype(np.int64)) if n else []:
         if tick is not None:
             tick("", 0, 0)
@@ -80,6 +88,18 @@ def fingerprint_dataset(ds: Any, tick: TickFn | None = None) -> str:
             except (TypeError, ValueError, RuntimeError):
                 h.update(repr(p).encode())
     return h.hexdigest()
+
+
+def _files_of(ds: Any) -> list[str]:
+    """The files behind an ImageFolder-style dataset (``.samples`` of (path, label)), through Subsets too."""
+    samples = getattr(ds, "samples", None) or getattr(ds, "imgs", None)
+    if isinstance(samples, list) and samples and isinstance(samples[0], (tuple, list)):
+        return [str(s[0]) for s in samples]
+    inner, indices = getattr(ds, "dataset", None), getattr(ds, "indices", None)
+    if inner is not None and indices is not None:
+        files = _files_of(inner)
+        return [files[i] for i in indices] if files else []
+    return []
 
 
 def fingerprint_splits(splits: Any, tick: TickFn | None = None) -> str:

@@ -10,7 +10,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..data import TensorPairs
-from ..init_bias import TargetStats, first_tensor, target_stats
+from ..init_bias import TargetStats, target_stats
+from ..tasks import first_tensor
 from .context import CheckContext
 
 __all__ = ["first_tensor", "fresh_model", "train_batches", "first_batch", "eval_split", "stats", "num",

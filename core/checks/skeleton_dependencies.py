@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..events import CheckResult
-from ..init_bias import first_tensor
+from ..tasks import first_tensor
 from . import check, result
 from .context import CheckContext
 from .skeleton_common import first_batch, is_lm, num, pick_batch_size

@@ -25,6 +25,10 @@ def _curve(values: list[float], points: int = 50) -> list[Any]:
 # ---------------------------------------------------------------------------------------------------- seed
 
 
+class _Diverged(Exception):
+    """A short run failed (NaN/Inf loss): repeatability says nothing then."""
+
+
 def _short_run(ctx: CheckContext, seed: int) -> list[float]:
     """``checks.seed_steps`` steps through the real trainer (its batch order, its optimizer), losses of each."""
     from ..events import Event
@@ -46,16 +50,21 @@ def _short_run(ctx: CheckContext, seed: int) -> list[float]:
     Trainer(model, ctx.exp.task, ctx.splits().train, None, cfg, collect, stop=ctx.stop, device=ctx.device).fit()
     ctx.tick()  # a stop during fit ends the check here
     if failure:
-        losses.append(float("nan"))
+        raise _Diverged(failure[0])
     return losses
 
 
 @check("seed", "Fix the random seed")
 def seed_check(ctx: CheckContext) -> CheckResult:
     seed = ctx.exp.train.seed
-    a = _short_run(ctx, seed)
-    b = _short_run(ctx, seed)
-    c = _short_run(ctx, seed + 1)
+    try:
+        a = _short_run(ctx, seed)
+        b = _short_run(ctx, seed)
+        c = _short_run(ctx, seed + 1)
+    except _Diverged as exc:
+        return result("seed", "fail", f"a short run with seed {seed} diverged: {exc}", {"steps": ctx.exp.checks.seed_steps},
+                      "The loss is NaN/Inf within a few steps: lower the learning rate, check the inputs for NaN "
+                      "(data-stats) and the loss for log(0); then run seed again.")
     n = min(len(a), len(b))
     diffs = [abs(x - y) for x, y in zip(a, b)]
     same = len(a) == len(b) and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))

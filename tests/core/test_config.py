@@ -136,3 +136,15 @@ def test_unknown_recipe_and_local_file_lookup(tmp_path):
 def test_bad_usage_is_exit_2():
     assert run_cli("frobnicate").returncode == 2
     assert run_cli("check", "--stage", "x").returncode == 2
+
+
+def test_a_file_of_experiments_only_gets_the_recipes_checklist(tmp_path):
+    """DESIGN's own example has no [[stage]]: such a file must still have the six stages."""
+    path = write(tmp_path, GOOD)
+    r = load_recipes(path)
+    assert [s.title for s in r.stages] == [s.title for s in load_recipes(shipped_recipes_path()).stages]
+    out = run_cli("check", "init-loss", "--json", "--file", str(path), "--runs", str(tmp_path / "runs"))
+    assert out.returncode == 0, out.stderr
+    assert '"id": "init-loss"' in out.stdout and '"status": "pass"' in out.stdout
+    with pytest.raises(ConfigError, match="stage: expected"):
+        load_recipes(write(tmp_path, "stage = []\n" + GOOD))

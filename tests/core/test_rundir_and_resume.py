@@ -133,3 +133,58 @@ def test_user_code_failure_is_a_failed_result_not_a_crash(tmp_path):
     assert doc["status"] == "failed" and "corrupt sample 7" in doc["reason"]
     events = list(read_events(latest_run(tmp_path / "runs", "bad") / "events.jsonl"))
     assert events[-1].type == "failed" and "Traceback" in events[-1].detail
+
+
+FACTORY = '''
+import torch
+from torch.utils.data import Dataset
+from recipe_tui.core.data.digits import digits_arrays
+
+class Plain(Dataset):
+    """Not in-memory TensorPairs: batches go through a DataLoader."""
+    def __init__(self, lo, hi):
+        x, y = digits_arrays()
+        self.x = torch.tensor(x[lo:hi], dtype=torch.float64) / 16  # numpy-style float64 inputs
+        self.y = torch.tensor(y[lo:hi], dtype=torch.int32)        # and int32 labels
+    def __len__(self):
+        return len(self.x)
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+def make():
+    return {"train": Plain(0, 1400), "val": Plain(1400, 1797)}
+'''
+
+
+@pytest.mark.timeout(120)
+def test_resume_equals_uninterrupted_for_dataloader_datasets(tmp_path):
+    """A DataLoader draws its seed from the global RNG unless given a generator: dropout would then differ."""
+    (tmp_path / "plain_data.py").write_text(FACTORY)
+    (tmp_path / "recipes.toml").write_text(
+        '[recipe.plain]\ndata = { factory = "plain_data:make" }\nmodel = { name = "mlp", width = 32, dropout = 0.3 }\n'
+        'train = { steps = 60, log_every = 5, eval_every = 20, checkpoint_every = 20 }\n')
+    exp = load_recipes(tmp_path / "recipes.toml").experiment(None)
+    full = run_training(exp, runs_root=tmp_path / "a")
+    assert full.status == "completed", full.reason
+    reference = [(e.type, e.step, round(e.loss, 5)) for e in read_events(full.run_dir / "events.jsonl")
+                 if e.type in ("step", "eval")]
+
+    stop = threading.Event()
+    part = run_training(exp, emit=lambda e: isinstance(e, Step) and e.step == 25 and stop.set(), stop=stop,
+                        runs_root=tmp_path / "b")
+    assert part.status == "stopped"
+    assert run_training(None, resume=part.run_dir).status == "completed"
+    ours = [(e.type, e.step, round(e.loss, 5)) for e in read_events(part.run_dir / "events.jsonl")
+            if e.type in ("step", "eval")]
+    assert ours == reference, "same losses and evaluations, none repeated"
+
+
+@pytest.mark.timeout(60)
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
+    from recipe_tui.core.config import ConfigError
+
+    exp = exp_with(steps=5)
+    run = RunDir.create(tmp_path, exp.name)
+    run.write_config(exp)
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        run_training(None, resume=run.path)

@@ -128,3 +128,29 @@ def test_eval_covers_the_entire_validation_set():
 def test_tensor_pairs_rejects_mismatched_lengths():
     with pytest.raises(AssertionError):
         TensorPairs(torch.zeros(3, 2), torch.zeros(4))
+
+
+@pytest.mark.timeout(60)
+def test_models_with_several_outputs_train_like_the_checks_see_them():
+    class WithAux(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(64, 10)
+
+        def forward(self, x):
+            logits = self.lin(x.flatten(1))
+            return logits, logits.pow(2).mean()  # (logits, auxiliary): the checks take the first tensor too
+
+    exp = digits_exp(steps=200, eval_every=100)
+    splits = load_data(exp)
+    result = Trainer(WithAux(), exp.task, splits.train, splits.val, exp.train, lambda e: None).fit()
+    assert isinstance(result, Finished) and result.final["accuracy"] > 0.8
+
+
+@pytest.mark.timeout(60)
+def test_regression_targets_of_shape_n1_do_not_broadcast():
+    from recipe_tui.core.tasks import regression_loss
+
+    out, y = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([[1.0], [2.0], [3.0]])
+    assert regression_loss(out, y).item() == 0.0  # broadcasting (3,) against (3, 1) would give 4/3
+    assert regression_loss(y, out).item() == 0.0

@@ -73,7 +73,7 @@ class Checklist(Tree[Ref]):
 
     # -- public -----------------------------------------------------------------------------------
     def status(self, item_id: str) -> str:
-        return self._status[item_id]
+        return self._status.get(item_id, "pending")  # a recipes file may leave out an item (e.g. train)
 
     def set_status(self, item_id: str, status: str) -> None:
         if item_id not in self._items or self._status[item_id] == status:

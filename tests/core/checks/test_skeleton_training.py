@@ -27,6 +27,12 @@ def test_seed_fails_when_noise_comes_from_an_unseeded_numpy_generator():
     assert r.metrics["max_abs_diff"] > 0 and "not seeded" in r.hint
 
 
+def test_seed_fails_when_the_short_runs_diverge():
+    """NaN == NaN must not read as "repeats exactly"."""
+    r = run("seed", experiment({"name": "mlp", "width": 32}, train={"lr": 1e30}))
+    assert r.status == "fail" and "diverged" in r.summary, r.summary
+
+
 def test_zero_input_fails_when_the_model_ignores_its_input():
     r = run("zero-input", experiment(zoo("masked"), checks=FAST, train=LR))
     assert r.status == "fail"
