@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
-from .data import DataInfo, Splits, TensorPairs, targets_of
+from .data import DataInfo, Splits, head, iter_batches, targets_of
 
 MAX_SCAN = 20000  # datasets without a targets attribute: labels read from at most this many samples
 
@@ -55,7 +55,7 @@ def all_targets(ds: Dataset, limit: int = MAX_SCAN) -> torch.Tensor:
     if n > limit:  # a seeded sample keeps this deterministic and bounded on huge datasets
         idx = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:limit].tolist()
         ds = Subset(ds, idx)
-    ys = [torch.as_tensor(y) for _, y in DataLoader(ds, batch_size=256, shuffle=False)]
+    ys = [torch.as_tensor(y) for _, y in iter_batches(ds, 256)]
     return torch.cat(ys)
 
 
@@ -91,11 +91,7 @@ def _target_stats(ds: Dataset, task: str, info: DataInfo) -> TargetStats:
 
 def probe_batch(ds: Dataset, n: int = 4) -> torch.Tensor:
     """The inputs of the first ``n`` samples, batched as the trainer would."""
-    n = max(1, min(n, len(ds)))
-    if isinstance(ds, TensorPairs):
-        return ds.x[:n]
-    x, _ = next(iter(DataLoader(Subset(ds, range(n)), batch_size=n, shuffle=False)))
-    return x
+    return head(ds, n)[0]
 
 
 def find_final_linear(model: nn.Module, x: torch.Tensor, out_features: int) -> tuple[str, nn.Linear]:

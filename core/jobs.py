@@ -39,8 +39,6 @@ def run_training(exp: Experiment | None, emit: Emit = null_emit, stop: threading
     ``ConfigError`` propagates (bad input); any other failure, including the user's code raising,
     becomes a ``Failed`` event and a ``failed`` outcome.
     """
-    import torch  # noqa: F401  (heavy: imported here, not at module import)
-
     from .data import load_data
     from .models import build_initialized_model
     from .trainer import Trainer, resolve_device, seed_everything

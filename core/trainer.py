@@ -18,7 +18,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from .config import TrainConfig
-from .data import TensorPairs
+from .data import TensorPairs, iter_batches
 from .events import Checkpoint, Emit, Eval, Failed, Finished, LogLine, Step
 from .tasks import correct_and_count, first_tensor, loss_fn, metric_name
 
@@ -268,10 +268,5 @@ def _grad_norm(model: nn.Module) -> torch.Tensor:
 
 
 def _eval_batches(data: Dataset, batch_size: int, device: torch.device):
-    if isinstance(data, TensorPairs):
-        for i in range(0, len(data), batch_size):
-            x, y = data.x[i:i + batch_size], data.y[i:i + batch_size]
-            yield x.to(device), y.to(device)
-    else:  # a fixed generator: iterating must not draw from the global RNG that training uses
-        for x, y in DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0)):
-            yield x.to(device), y.to(device)
+    for x, y in iter_batches(data, batch_size):
+        yield x.to(device), y.to(device)

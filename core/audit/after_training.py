@@ -9,9 +9,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from .progress import Ticker, TickFn
+from ..data import iter_batches
 from ..tasks import first_tensor
 
 
@@ -27,16 +28,6 @@ class SampleLosses:
     token_pairs: np.ndarray | None = None  # language models: (m, 2) (target, predicted) token pairs
 
 
-def _batches(ds: Dataset, batch_size: int):
-    from ..data import TensorPairs
-
-    if isinstance(ds, TensorPairs):
-        for i in range(0, len(ds), batch_size):
-            yield ds.x[i:i + batch_size], ds.y[i:i + batch_size]
-    else:
-        yield from DataLoader(ds, batch_size=batch_size, shuffle=False)
-
-
 def per_sample_losses(model: nn.Module, ds: Dataset, task: str, device: torch.device | str | None = None,
                       batch_size: int = 512, ignore_index: int = -1, tick: TickFn | None = None) -> SampleLosses:
     """Evaluate ``model`` (in eval mode, restored afterwards) on every sample of ``ds``."""
@@ -48,7 +39,7 @@ def per_sample_losses(model: nn.Module, ds: Dataset, task: str, device: torch.de
     done = 0
     try:
         with torch.no_grad():
-            for x, y in _batches(ds, batch_size):
+            for x, y in iter_batches(ds, batch_size):
                 x, y = x.to(device), y.to(device)
                 out = first_tensor(model(x))
                 if task == "classification":

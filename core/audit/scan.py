@@ -8,7 +8,7 @@ is iterated item by item, and items that raise are recorded, not fatal.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

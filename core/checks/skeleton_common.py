@@ -7,9 +7,9 @@ from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
-from ..data import TensorPairs
+from ..data import head
 from ..init_bias import TargetStats, target_stats
 from ..tasks import first_tensor
 from .context import CheckContext
@@ -61,12 +61,7 @@ def first_batch(ctx: CheckContext, n: int, split: str = "train") -> tuple[torch.
     """A deterministic batch of ``n`` examples: the trainer's first batch (train) or the first ``n`` (val/test)."""
     if split == "train":
         return next(train_batches(ctx, n))
-    ds = getattr(ctx.splits(), split)
-    n = max(1, min(n, len(ds)))
-    if isinstance(ds, TensorPairs):
-        x, y = ds.x[:n], ds.y[:n]
-    else:
-        x, y = next(iter(DataLoader(Subset(ds, range(n)), batch_size=n, shuffle=False)))
+    x, y = head(getattr(ctx.splits(), split), n)
     return x.to(ctx.device), y.to(ctx.device)
 
 

@@ -7,9 +7,9 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
-from ..data import TensorPairs
+from ..data import TensorPairs, iter_batches
 from ..events import CheckResult
 from . import check, result
 from .context import CheckContext
@@ -164,11 +164,7 @@ def _batches(ds: Dataset, limit: int | None = None, batch_size: int = 512) -> It
             ds = TensorPairs(ds.x[idx], ds.y[idx])
         else:
             ds = Subset(ds, idx.tolist())
-    if isinstance(ds, TensorPairs):
-        for i in range(0, len(ds), batch_size):
-            yield ds.x[i:i + batch_size], ds.y[i:i + batch_size]
-    else:
-        yield from DataLoader(ds, batch_size=batch_size, shuffle=False)
+    yield from iter_batches(ds, batch_size)
 
 
 class _Featurizer:

@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable, Iterator
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..config import ConfigError, Experiment, where
 
@@ -102,6 +102,24 @@ def load_data(exp: Experiment, progress: Progress | None = None) -> Splits:
             train = Subset(train, range(d.limit))
         splits = Splits(train=train, val=splits.val, test=splits.test, info=splits.info)
     return splits
+
+
+def iter_batches(ds: Dataset, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """All of ``ds`` in order, in batches. Draws nothing from the global RNG (a DataLoader without its own
+    generator would, and training, which uses that RNG, would stop being reproducible)."""
+    if isinstance(ds, TensorPairs):
+        for i in range(0, len(ds), batch_size):
+            yield ds.x[i:i + batch_size], ds.y[i:i + batch_size]
+    else:
+        yield from DataLoader(ds, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0))
+
+
+def head(ds: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` samples (at least one), batched as the trainer would."""
+    n = max(1, min(n, len(ds)))
+    if isinstance(ds, TensorPairs):
+        return ds.x[:n], ds.y[:n]
+    return next(iter_batches(Subset(ds, range(n)), n))
 
 
 def targets_of(ds: Dataset) -> torch.Tensor | None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch.utils.data import Dataset, Subset
 
 from ..config import ConfigError, Experiment, where
