@@ -192,7 +192,9 @@ class Trainer:
             if self.stop.is_set():
                 break
             if self.pause.is_set():
+                paused_at = time.perf_counter()
                 self._wait_while_paused()
+                t_log += time.perf_counter() - paused_at  # steps/s counts training time, not the pause
                 continue
             lr = lr_at(self.step, cfg)
             for group in self.optimizer.param_groups:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -68,6 +69,8 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
         self._jobs: dict[Worker, Job] = {}
         self._ids = itertools.count(1)
         self._splits: Any = None
+        self._loaded_splits: Any = None  # set by the load worker's thread, before the UI drains DataLoaded
+        self._data_ready = threading.Event()  # the load job ended (loaded or failed)
         self._errors: dict[str, str] = {}  # check id → traceback of its last error
         self._current_check = ""
         self._eval_logged = float("-inf")
@@ -242,13 +245,13 @@ class RecipeApp(EventDispatch, JobRunner, App[int]):
         if self._splits is None:
             self.notify("The data is still loading; try again in a moment.")
             return
-        if self.job is not None and self.job.kind == "train":
-            # Building a model for the losses draws from torch's global RNG, which the running trainer uses.
-            self.notify("Training is running: browse after it ends (s stops it).", severity="warning")
+        if self._busy():  # e.g. training: building a model for the losses would draw from its RNG
             return
         findings = {cid: res for cid in ("data-stats", "duplicates", "outliers", "label-issues")
                     if (res := self.checks.result(cid)) is not None}
-        self._browse_worker(findings)
+        job = self._new_job("browse")
+        self.status.job = "browser: losses of the last run…"
+        self._track(job, self._browse_worker(job, findings))
 
     def action_log_y(self) -> None:
         self.charts.set_log_y(not self.charts.log_y)

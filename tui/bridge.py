@@ -114,10 +114,15 @@ def load_job(exp: Experiment, runs_root: str | Path, emit: Any, stop: threading.
 
     run = latest_run(runs_root, exp.name)
     if run is not None:
-        state = replay(read_events(run / EVENTS))
-        if state.active:
-            state.status = "interrupted"  # nothing writes it any more: the process that did is gone
-        emit(HistoryLoaded(state, str(run)))
+        try:
+            state = replay(read_events(run / EVENTS))
+        except Exception as exc:  # a damaged or newer-format history must not keep the data from loading
+            emit(LogLine(f"could not read the last run's events ({run / EVENTS}): {type(exc).__name__}: {exc}",
+                         "warning"))
+        else:
+            if state.active:
+                state.status = "interrupted"  # nothing writes it any more: the process that did is gone
+            emit(HistoryLoaded(state, str(run)))
     if stop.is_set():
         return
     from recipe_tui.core.checks import registry
@@ -142,8 +147,12 @@ def summarize_data(splits: Any, task: str) -> DataSummary:
         note = "regression targets: no class histogram"
     else:
         for name, ds in splits.items():
-            y = targets_of(ds)
-            if y is None:
+            try:
+                y = targets_of(ds)
+            except (TypeError, ValueError, RuntimeError):  # e.g. string labels in a .labels attribute
+                y = None
+            integer_ids = y is not None and not y.is_floating_point() and y.dim() <= (2 if task == "language-model" else 1)
+            if not integer_ids:  # absent, or one-hot / soft targets: not class ids to count
                 note = "labels are not available without reading every sample (run data-stats)"
                 hists = {}
                 break
@@ -224,3 +233,15 @@ def watch_job(run_dir: str | Path, emit: Any, stop: threading.Event, poll_s: flo
         if tail.bad_lines > reported:
             emit(LogLine(f"skipped {tail.bad_lines - reported} unreadable line(s) in {tail.path}", level="warning"))
             reported = tail.bad_lines
+
+
+def losses_of_last_run(exp: Experiment, runs: Path, splits: Any, tick: Any) -> dict[str, Any] | None:
+    """``after_training_findings`` of the newest run's checkpoint, or None when there is none yet."""
+    from recipe_tui.core.audit import after_training_findings
+    from recipe_tui.core.jobs import latest_run, load_trained_model
+
+    run = latest_run(runs, exp.name)
+    if run is None or not (run / "checkpoint.pt").is_file():
+        return None
+    run_exp, model, splits = load_trained_model(run, splits)
+    return after_training_findings(model, splits, run_exp.task, tick=tick)

@@ -110,8 +110,14 @@ class EventDispatch:
             self.checklist.set_status(item_id, "running")
 
     def _on_check_result(self, e: CheckResult) -> None:
+        from recipe_tui.core.checks import STOPPED
+
         for item_id in self._items_of(e.id):
-            self._record(item_id, e)
+            if e.status == "skip" and e.summary == STOPPED:  # stopping is no verdict: keep the last real one
+                last = self.checks.result(item_id)
+                self.checklist.set_status(item_id, last.status if last is not None else "pending")
+            else:
+                self._record(item_id, e)
         level = {"fail": "error", "error": "error", "warn": "warning"}.get(e.status, "info")
         self.run_log.add(f"{e.id}: {e.status.upper()} {e.summary}", level)
 

@@ -63,7 +63,23 @@ class JobRunner:
 
     @work(thread=True, exit_on_error=False, group="load")
     def _load_worker(self, job: Job) -> None:
-        bridge.run_detachable(lambda: bridge.load_job(self.exp, self.runs, self.queue.emit, job.stop), job.stop, 0.2)
+        def emit(event: Any) -> None:
+            if isinstance(event, bridge.DataLoaded):
+                self._loaded_splits = event.splits  # for jobs started before the UI thread drains this
+            self.queue.emit(event)
+
+        try:
+            bridge.run_detachable(lambda: bridge.load_job(self.exp, self.runs, emit, job.stop), job.stop, 0.2)
+        finally:
+            self._data_ready.set()
+
+    def _wait_for_data(self, job: Job) -> bool:
+        """Jobs started while the data loads wait for it: two loads at once would download into the same
+        folder (cifar10's first run) and hold the data twice. False when the job was stopped meanwhile."""
+        while not self._data_ready.wait(0.05):
+            if job.stop.is_set():
+                return False
+        return True
 
     @work(thread=True, exit_on_error=False, group="load")
     def _start_sampler(self) -> None:
@@ -72,6 +88,9 @@ class JobRunner:
     @work(thread=True, exit_on_error=False, group="job")
     def _check_worker(self, job: Job, check_ids: list[str], splits: Any) -> None:
         try:
+            if not self._wait_for_data(job):
+                return
+            splits = splits if splits is not None else self._loaded_splits
             run = lambda: bridge.check_job(self.exp, check_ids, self.queue.emit, job.stop, self.runs, splits)  # noqa: E731
             bridge.run_detachable(run, job.stop, QUIT_WAIT_S)
         finally:
@@ -80,31 +99,42 @@ class JobRunner:
     @work(thread=True, exit_on_error=False, group="job")
     def _train_worker(self, job: Job) -> None:
         try:
-            bridge.train_job(self.exp, self.queue.emit, job.stop, job.pause, self.runs)
+            if self._wait_for_data(job):
+                bridge.train_job(self.exp, self.queue.emit, job.stop, job.pause, self.runs)
         finally:
             self.queue.emit(JobEnded(job.id))
 
-    @work(thread=True, exit_on_error=False, group="browse")
-    def _browse_worker(self, findings: dict[str, Any]) -> None:
-        """Adds the last run's per-sample losses (top losses, confusion) to the findings, then opens the browser."""
-        from recipe_tui.core.audit import after_training_findings
+    @work(thread=True, exit_on_error=False, group="job")
+    def _browse_worker(self, job: Job, findings: dict[str, Any]) -> None:
+        """Adds the last run's per-sample losses (top losses, confusion) to the findings, then opens the browser.
+
+        A job like the others: it blocks training (building a model draws from torch's global RNG), ``s``
+        stops it, and quitting does not wait for a long validation pass (``run_detachable``).
+        """
+        from recipe_tui.core.checks import CheckStopped
         from recipe_tui.core.events import LogLine
-        from recipe_tui.core.jobs import latest_run, load_trained_model
 
         from .widgets.sample_browser import SampleBrowser
 
-        run = latest_run(self.runs, self.exp.name)
-        if run is not None and (run / "checkpoint.pt").is_file():
-            try:
-                exp, model, splits = load_trained_model(run, self._splits)
-                findings["losses"] = after_training_findings(model, splits, exp.task)
-            except Exception as exc:  # an old run of a changed model: browse without losses
-                self.queue.emit(LogLine(f"browser: no losses from {run.name}: {type(exc).__name__}: {exc}", "warning",
-                                        traceback.format_exc()))
+        def tick(*_: Any) -> None:
+            if job.stop.is_set():
+                raise CheckStopped()
+
         try:
-            self.call_from_thread(self.push_screen, SampleBrowser(self._splits, findings))
-        except RuntimeError:
-            pass  # the app closed meanwhile
+            try:
+                losses = bridge.run_detachable(lambda: bridge.losses_of_last_run(self.exp, self.runs, self._splits, tick),
+                                               job.stop, 0.2)
+                if losses is not None:
+                    findings["losses"] = losses
+            except CheckStopped:
+                return
+            except Exception as exc:  # an old run of a changed model: browse without losses
+                self.queue.emit(LogLine(f"browser: no losses from the last run: {type(exc).__name__}: {exc}",
+                                        "warning", traceback.format_exc()))
+            if not job.stop.is_set():
+                self.call_from_thread(self.push_screen, SampleBrowser(self._splits, findings))
+        finally:
+            self.queue.emit(JobEnded(job.id))
 
     @work(thread=True, exit_on_error=False, group="job")
     def _watch_worker(self, job: Job, run_dir: Path) -> None:

@@ -190,10 +190,12 @@ def find_duplicates(scans: dict[str, SplitScan], ratio: float = 0.1, tick: TickF
 
     def rows(attr: str, ids: np.ndarray) -> np.ndarray:  # rows of a per-split array, without concatenating all
         k = np.searchsorted(offsets, ids, side="right") - 1
-        out = np.empty((len(ids), getattr(scans[names[0]], attr).shape[1]), dtype=np.float32)
+        width = next(getattr(scans[s], attr).shape[1] for s in names if getattr(scans[s], attr) is not None)
+        out = np.empty((len(ids), width), dtype=np.float32)
         for j, s in enumerate(names):
             sel = k == j
-            out[sel] = getattr(scans[s], attr)[ids[sel] - offsets[j]]
+            if sel.any():  # an empty split has no array
+                out[sel] = getattr(scans[s], attr)[ids[sel] - offsets[j]]
         return out
 
     if total == 0:
@@ -204,8 +206,8 @@ def find_duplicates(scans: dict[str, SplitScan], ratio: float = 0.1, tick: TickF
     n_uniq = len(uniq_first)
     rep_label = np.arange(n_uniq)  # component of each representative (near merging below)
     median = threshold = None
-    embs = [scans[s].emb for s in names]
-    if near and all(e is not None for e in embs) and n_uniq > 2:
+    embs = [scans[s].emb for s in names if len(scans[s].index)]  # an empty split has no embedding to give
+    if near and embs and all(e is not None for e in embs) and n_uniq > 2:
         emb = rows("emb", uniq_first)
         ok = np.isfinite(emb).all(1)
         ok_idx = np.nonzero(ok)[0]

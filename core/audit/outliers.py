@@ -66,6 +66,9 @@ def find_outliers(scans: dict[str, SplitScan], z_limit: float = 6.0, per_class: 
     train = scans[names[0]]
     ref_ok = train.finite
     ref = train.stats[ref_ok]
+    if len(ref) < MIN_CLASS:  # a robust spread of a handful of samples says nothing about what is unusual
+        return {"outliers": [], "count": {n: 0 for n in names}, "z_limit": z_limit,
+                "note": f"only {len(ref)} usable training samples: too few to call anything an outlier"}
     ref_y = train.y[ref_ok] if _class_labels(train) else None
     stat_names = train.stat_names
     found: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ class CheckSpec:
     title: str = ""
 
 
+STOPPED = "stopped before it finished."  # the summary of a check the user stopped (a skip, not a verdict)
 _REGISTRY: dict[str, CheckSpec] = {}
 _loaded = False
 _lock = threading.Lock()
@@ -69,7 +70,7 @@ def run_check(check_id: str, ctx: CheckContext) -> CheckResult:
         try:
             res = spec.fn(ctx)
         except CheckStopped:
-            res = result(check_id, "skip", "stopped before it finished.")
+            res = result(check_id, "skip", STOPPED)
         except Exception as exc:
             tb = traceback.format_exc()
             ctx.emit(LogLine(f"{check_id}: {type(exc).__name__}: {exc}", level="error", detail=tb))

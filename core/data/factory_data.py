@@ -40,5 +40,7 @@ def infer_info(ds, task: str) -> DataInfo:
                 targets = torch.stack([torch.as_tensor(ds[i][1]) for i in range(min(n, 20000))])
             num_classes = int(targets.max()) + 1
             classes = tuple(str(i) for i in range(num_classes))
-    kind = "sequence" if task == "language-model" or not x.is_floating_point() else ("image" if x.dim() == 3 else "tabular")
+    # Token sequences only for language models: integer inputs of a classifier are uint8 images (C, H, W) or
+    # integer features, whose values are not token ids (no vocabulary to be out of).
+    kind = "sequence" if task == "language-model" else ("image" if x.dim() == 3 else "tabular")
     return DataInfo(kind=kind, input_shape=tuple(x.shape), num_classes=num_classes, class_names=classes)
