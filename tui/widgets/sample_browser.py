@@ -22,7 +22,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..halfblock import render_sample, render_tokens
+from ..halfblock import render_sample, render_tokens, to_chw
 
 MODES = ("all", "duplicates", "outliers", "label-issues", "losses")
 MODE_TITLES = {"all": "all samples", "duplicates": "duplicate groups", "outliers": "outliers, most extreme first",
@@ -278,7 +278,7 @@ class SampleBrowser(ModalScreen[None]):
         x, y = _np(x), _np(y)
         vocab = self.info.vocab
         if x.ndim >= 2 and min(x.shape[-2:]) >= 2:
-            h, w = x.shape[-2:]
+            h, w = to_chw(x).shape[-2:]  # H×W×C numpy images too
             cols = int(min(width, 2 * rows * w / h, max(w, min(4 * w, 64))))
             picture = render_sample(x, width=max(4, cols), vmin=self.range[0], vmax=self.range[1], max_rows=rows)
         else:

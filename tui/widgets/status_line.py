@@ -51,9 +51,10 @@ class StatusLine(Static):
         if state.total:
             pct = 100 * state.step / max(1, state.total)
             text.append(f"  step {state.step:,}/{state.total:,} ({pct:.0f}%)")
-        if state.rate and state.active:
+        running = state.status == "training"  # paused: no rate and no ETA, the clock is stopped
+        if state.rate and running:
             text.append(f"  {state.rate:,.0f} steps/s")
-        eta = state.eta_s()
+        eta = state.eta_s() if running else None
         if eta is not None:
             text.append(f"  ETA {_duration(eta)}")
         if self.watching and state.last_event_time is not None and state.active:
