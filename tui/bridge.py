@@ -225,7 +225,10 @@ def watch_job(run_dir: str | Path, emit: Any, stop: threading.Event, poll_s: flo
     """Follow a run another process writes: its history in one piece, then each new event."""
     run_dir = Path(run_dir)
     tail = EventTail(run_dir / "events.jsonl")
-    emit(HistoryLoaded(replay(tail.read_new()), str(run_dir)))
+    state = replay(tail.read_new())
+    if tail.path.exists():  # when the writer last wrote, not when we read it: a dead run must not look live
+        state.last_event_time = tail.path.stat().st_mtime
+    emit(HistoryLoaded(state, str(run_dir)))
     reported = 0
     while not stop.wait(poll_s):
         for event in tail.read_new():
