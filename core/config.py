@@ -279,7 +279,7 @@ def _load_stages(raw: Any, loc: "_Locator") -> tuple[Stage, ...]:
             _check_keys(item_body, {f.name for f in dataclasses.fields(Item)}, ("stage", "item"), loc)
             item_id = _typed(item_body.get("id"), str, ("stage", "item", "id"), loc)
             if item_id in seen:
-                raise ConfigError(loc.where(("id",), item_id) + f"stage.item.id: duplicate item id '{item_id}'.")
+                raise ConfigError(loc.where(("stage", "item", "id")) + f"stage.item.id: duplicate item id '{item_id}'.")
             seen.add(item_id)
             items.append(_build(Item, item_body, ("stage", "item", item_id), loc))
         stages.append(Stage(number=n, title=title, items=tuple(items)))
@@ -454,6 +454,6 @@ class _Locator:
                 return i + 1
         return start + 1 if start else None
 
-    def where(self, keypath: tuple[str, ...], _unused: str | None = None) -> str:
+    def where(self, keypath: tuple[str, ...]) -> str:
         line = self.line_of(keypath) if keypath else None
         return f"{self.path}:{line}: " if line else f"{self.path}: "

@@ -6,15 +6,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..config import ConfigError, Experiment, where
-
-Progress = Callable[[str, int, int], None]
-
 
 @dataclass(frozen=True)
 class DataInfo:
@@ -70,7 +67,7 @@ def split_tensors(x: torch.Tensor, y: torch.Tensor, exp: Experiment) -> tuple[Te
     return train, val, (test if len(test) else None)
 
 
-def load_data(exp: Experiment, progress: Progress | None = None) -> Splits:
+def load_data(exp: Experiment) -> Splits:
     d = exp.data
     if d.factory:
         from .factory_data import load_factory
