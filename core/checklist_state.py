@@ -24,7 +24,9 @@ MAX_VALUE_CHARS = 20_000
 
 
 def state_path(runs_root: str | Path, recipe: str) -> Path:
-    return Path(runs_root) / recipe / STATE_FILE
+    from .config import check_name
+    from .paths import inside
+    return inside(runs_root, check_name(recipe), STATE_FILE)
 
 
 @dataclass

@@ -22,6 +22,9 @@ else:  # pragma: no cover
 
 TASKS = ("classification", "language-model", "regression")
 STATUSES = ("pass", "warn", "fail", "error", "skip")
+# An experiment's name becomes a folder under the runs dir: one path component of a safe alphabet,
+# starting with a letter or digit (no "..", "a/b", "/abs", ".hidden").
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 class ConfigError(ValueError):
@@ -213,6 +216,8 @@ def load_recipes(file: str | Path | None = None) -> RecipesFile:
     if not isinstance(recipes, dict):
         raise ConfigError(loc.where(("recipe",)) + "recipe: expected tables [recipe.NAME].")
     base_dir = str(path.resolve().parent)
+    for name in recipes:
+        check_name(name, loc.where(("recipe", name)))
     experiments = {
         name: dataclasses.replace(_load_experiment(name, body, base_dir, loc, ("recipe", name)), source=str(path))
         for name, body in recipes.items()
@@ -243,12 +248,21 @@ def apply_overrides(exp: Experiment, overrides: list[str] | tuple[str, ...]) -> 
     return dataclasses.replace(_load_experiment(exp.name, raw, exp.base_dir, _Locator(Path("--set"), ""), ()), source=exp.source)
 
 
+def check_name(name: Any, where_: str = "") -> str:
+    """``name`` if it can be a run-dir folder name, else a ``ConfigError``."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ConfigError(f"{where_}recipe name {name!r} is not allowed: it names a folder under the runs dir, so it "
+                          "must be one path component of letters, digits, '_', '-' and '.', starting with a letter or "
+                          "digit (at most 100 characters).")
+    return name
+
+
 def experiment_from_dict(d: Mapping[str, Any]) -> Experiment:
     """Rebuild an Experiment from ``Experiment.to_dict()`` (a run dir's config.json)."""
     d = dict(d)
-    name = d.pop("name")
-    base_dir = d.pop("base_dir", ".")
-    source = d.pop("source", "config.json")
+    source = str(d.pop("source", "config.json"))
+    name = check_name(d.pop("name", None), f"{source}: ")
+    base_dir = str(d.pop("base_dir", "."))
     exp = _load_experiment(name, d, base_dir, _Locator(Path(source), ""), ())
     return dataclasses.replace(exp, source=source)
 
@@ -437,7 +451,8 @@ class _Locator:
         # Narrow to the innermost [header] that is a prefix of the key path, then find the key.
         start, end = 0, len(self.lines)
         for depth in range(len(keypath), 0, -1):
-            header = re.compile(r"^\s*\[\[?\s*" + re.escape(".".join(keypath[:depth])) + r"\s*\]\]?\s*(#.*)?$")
+            dotted = r"\s*\.\s*".join(_key_pattern(k) for k in keypath[:depth])
+            header = re.compile(r"^\s*\[\[?\s*" + dotted + r"\s*\]\]?\s*(#.*)?$")
             hits = [i for i, line in enumerate(self.lines) if header.match(line)]
             if hits:
                 start = hits[0]
@@ -457,3 +472,9 @@ class _Locator:
     def where(self, keypath: tuple[str, ...]) -> str:
         line = self.line_of(keypath) if keypath else None
         return f"{self.path}:{line}: " if line else f"{self.path}: "
+
+
+def _key_pattern(key: str) -> str:
+    """A TOML key as it may be written: bare, "quoted" or 'literal'."""
+    k = re.escape(key)
+    return f"(?:{k}|\"{re.escape(key.replace(chr(92), chr(92) * 2))}\"|'{k}')"

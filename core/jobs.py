@@ -4,11 +4,12 @@ Each runs in one thread, reports only through ``emit`` and honours ``stop``.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .config import ConfigError, Experiment, apply_overrides, experiment_from_dict
 from .events import Emit, Event, Failed, Finished, LogLine, RunStarted, null_emit
@@ -31,13 +32,42 @@ def tee(*emits: Emit) -> Emit:
     return emit
 
 
+def trusted_experiment(run_config: Mapping[str, Any], known: Mapping[str, Experiment]) -> Experiment:
+    """The experiment a run dir's config.json describes, allowed to name only the code that the recipes file
+    the user opened names.
+
+    A run dir is data, never code: a config.json naming ``factory = "os:system"`` must not run it. Factories
+    (and the folder they are imported from) come from ``known`` (the opened recipes file's experiments); a run
+    whose factories differ from its recipe's is refused with a ``ConfigError``.
+    """
+    exp = experiment_from_dict(run_config)
+    mine = known.get(exp.name)
+    for section in ("model", "data"):
+        factory = getattr(exp, section).factory
+        if factory is None:
+            continue
+        if mine is None or getattr(mine, section).factory != factory:
+            theirs = f"'{getattr(mine, section).factory}'" if mine is not None and getattr(mine, section).factory else "none"
+            raise ConfigError(
+                f"the run's config.json names {section}.factory '{factory}', but the recipes file you opened "
+                f"({mine.source if mine else 'no recipe named ' + repr(exp.name)}) names {theirs}: a run dir is data, "
+                "never code, so it is not imported. Open the recipes file that made the run (--file).")
+    if mine is not None:  # factories import from the opened file's folder, not from one a run dir names
+        exp = dataclasses.replace(exp, base_dir=mine.base_dir, source=mine.source)
+    elif exp.model.factory is None and exp.data.factory is None:
+        exp = dataclasses.replace(exp, base_dir=".", source="config.json")
+    return exp
+
+
 def run_training(exp: Experiment | None, emit: Emit = null_emit, stop: threading.Event | None = None,
                  pause: threading.Event | None = None, runs_root: str | Path = "runs",
-                 resume: str | Path | None = None, overrides: tuple[str, ...] = ()) -> TrainOutcome:
+                 resume: str | Path | None = None, overrides: tuple[str, ...] = (),
+                 known: Mapping[str, Experiment] | None = None) -> TrainOutcome:
     """Train ``exp`` (or resume the run in ``resume``) and record everything in its run dir.
 
-    ``ConfigError`` propagates (bad input); any other failure, including the user's code raising,
-    becomes a ``Failed`` event and a ``failed`` outcome.
+    ``known``: the experiments of the recipes file the user opened; a resumed run may name only their
+    factories (``trusted_experiment``). ``ConfigError`` propagates (bad input); any other failure,
+    including the user's code raising, becomes a ``Failed`` event and a ``failed`` outcome.
     """
     from .data import load_data
     from .models import build_initialized_model
@@ -49,7 +79,7 @@ def run_training(exp: Experiment | None, emit: Emit = null_emit, stop: threading
             run = RunDir.open(resume)
         except FileNotFoundError as exc:
             raise ConfigError(f"--resume {resume}: {exc}.") from None
-        exp = experiment_from_dict(run.read_config())
+        exp = trusted_experiment(run.read_config(), known or {})
         if overrides:
             exp = apply_overrides(exp, overrides)
             run.write_config(exp)
@@ -110,16 +140,18 @@ def describe_outcome(outcome: TrainOutcome) -> dict[str, Any]:
     return doc
 
 
-def load_trained_model(run_dir: str | Path, splits: Any = None) -> tuple[Experiment, Any, Any]:
+def load_trained_model(run_dir: str | Path, known: Mapping[str, Experiment],
+                       splits: Any = None) -> tuple[Experiment, Any, Any]:
     """(experiment, model in eval mode with the run's last checkpoint, splits) of a run dir.
 
-    Raises FileNotFoundError when the run has no checkpoint yet.
+    ``known``: the opened recipes file's experiments (``trusted_experiment``). Raises FileNotFoundError
+    when the run has no checkpoint yet, ``ConfigError`` when the run names code the recipes file does not.
     """
     from .data import load_data
     from .models import build_model
 
     run = RunDir.open(run_dir)
-    exp = experiment_from_dict(run.read_config())
+    exp = trusted_experiment(run.read_config(), known)
     state = run.load_checkpoint()
     if state is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint yet")

@@ -15,8 +15,9 @@ from typing import Any, Iterator
 
 import torch
 
-from .config import Experiment
+from .config import Experiment, check_name
 from .events import Eval, Event, Step, event_from_dict
+from .paths import inside
 
 CONFIG, EVENTS, METRICS, CHECKPOINT = "config.json", "events.jsonl", "metrics.csv", "checkpoint.pt"
 METRIC_COLUMNS = ("step", "split", "loss", "accuracy", "lr", "grad_norm")
@@ -30,7 +31,7 @@ class RunDir:
 
     @classmethod
     def create(cls, runs_root: str | Path, recipe: str) -> "RunDir":
-        parent = Path(runs_root) / recipe
+        parent = inside(runs_root, check_name(recipe))
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for n in range(1000):
             path = parent / (stamp if n == 0 else f"{stamp}-{n}")

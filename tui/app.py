@@ -289,7 +289,8 @@ def run_app(file: str | Path | None = None, recipe: str | None = None, runs: str
 
     app = RecipeApp(file=file, recipe=recipe, runs=runs, watch=watch)  # bad input fails before the screen switches
     # Watch mode runs no C code of its own and must not write into another process's runs folder.
-    log_path = Path(runs) / app.exp.name / "stderr.log" if watch is None else None
+    from recipe_tui.core.paths import inside
+    log_path = inside(runs, app.exp.name, "stderr.log") if watch is None else None
     with guard_stderr(log_path) if log_path is not None else nullcontext() as guard:
         if guard is not None:
             app.driver_class = guard.driver_class

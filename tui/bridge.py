@@ -239,12 +239,15 @@ def watch_job(run_dir: str | Path, emit: Any, stop: threading.Event, poll_s: flo
 
 
 def losses_of_last_run(exp: Experiment, runs: Path, splits: Any, tick: Any) -> dict[str, Any] | None:
-    """``after_training_findings`` of the newest run's checkpoint, or None when there is none yet."""
+    """``after_training_findings`` of the newest run's checkpoint, or None when there is none yet.
+
+    The model is built from the recipes file the app opened (``exp``): a run dir only says which of its
+    settings were used, never which code to run."""
     from recipe_tui.core.audit import after_training_findings
     from recipe_tui.core.jobs import latest_run, load_trained_model
 
     run = latest_run(runs, exp.name)
     if run is None or not (run / "checkpoint.pt").is_file():
         return None
-    run_exp, model, splits = load_trained_model(run, splits)
+    run_exp, model, splits = load_trained_model(run, {exp.name: exp}, splits)
     return after_training_findings(model, splits, run_exp.task, tick=tick)

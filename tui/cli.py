@@ -134,7 +134,7 @@ def _train(recipes: Any, args: argparse.Namespace) -> int:
     progress = TrainProgress()
     with _StopOnSigint() as stop:
         outcome = run_training(exp, emit=progress, stop=stop, runs_root=args.runs, resume=args.resume,
-                               overrides=tuple(args.overrides))
+                               overrides=tuple(args.overrides), known=recipes.experiments)
     progress.done()
     doc = describe_outcome(outcome)
     if args.json:

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +144,9 @@ class AuditCache:
     def put(self, key: str, value: dict[str, Any]) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            # Not mkstemp: its files are 0600 whatever the umask, and the runs dir follows the user's umask.
+            tmp = self.root / f".tmp-{os.getpid()}-{threading.get_ident()}-{key}.json"
+            with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(value, f, default=_json_default)
             os.replace(tmp, self.root / f"{key}.json")  # readers never see half a file
         except OSError:

@@ -41,7 +41,8 @@ def audit_scans(ctx: "CheckContext") -> dict[str, SplitScan]:
 
 
 def cache_dir(ctx: "CheckContext") -> Path:
-    return Path(ctx.runs_root) / ".cache" / "audit"
+    from ..paths import inside
+    return inside(ctx.runs_root, ".cache", "audit")
 
 
 def cached_check(ctx: "CheckContext", check_id: str, params: dict[str, Any],

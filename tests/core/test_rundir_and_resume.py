@@ -173,7 +173,7 @@ def test_resume_equals_uninterrupted_for_dataloader_datasets(tmp_path):
     part = run_training(exp, emit=lambda e: isinstance(e, Step) and e.step == 25 and stop.set(), stop=stop,
                         runs_root=tmp_path / "b")
     assert part.status == "stopped"
-    assert run_training(None, resume=part.run_dir).status == "completed"
+    assert run_training(None, resume=part.run_dir, known={exp.name: exp}).status == "completed"
     ours = [(e.type, e.step, round(e.loss, 5)) for e in read_events(part.run_dir / "events.jsonl")
             if e.type in ("step", "eval")]
     assert ours == reference, "same losses and evaluations, none repeated"
