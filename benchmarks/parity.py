@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from recipe_tui.core.config import load_recipes, shipped_recipes_path
+from recipe_tui.core.control import RunControl
 from recipe_tui.core.data import load_data
 from recipe_tui.core.events import Step
 from recipe_tui.core.models import build_model
@@ -42,7 +43,7 @@ def ours(exp, splits, steps: int) -> tuple[float, list[float]]:
     seed_everything(exp.train.seed)
     model = build_model(exp, splits.info)
     events: list = []
-    trainer = Trainer(model, exp.task, splits.train, None, exp.train, events.append, device=torch.device("cpu"))
+    trainer = Trainer(model, exp.task, splits.train, None, exp.train, RunControl(emit=events.append), device=torch.device("cpu"))
     t0 = time.perf_counter()
     trainer.fit()
     return time.perf_counter() - t0, [e.loss for e in events if isinstance(e, Step)]

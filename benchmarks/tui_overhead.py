@@ -64,10 +64,11 @@ class Clock:
 def headless(file: Path, runs: Path, in_thread: bool = False) -> float:
     """``recipe-tui train``'s loop; ``in_thread``: in a worker thread, as the app runs it, with no UI."""
     from recipe_tui.core.config import load_recipes
+    from recipe_tui.core.control import RunControl
     from recipe_tui.core.jobs import run_training
 
     clock = Clock()
-    job = lambda: run_training(load_recipes(file).experiment(None), emit=clock, runs_root=runs)  # noqa: E731
+    job = lambda: run_training(load_recipes(file).experiment(None), RunControl(emit=clock), runs_root=runs)  # noqa: E731
     if in_thread:
         worker = threading.Thread(target=job)
         worker.start()

@@ -5,14 +5,14 @@ Each runs in one thread, reports only through ``emit`` and honours ``stop``.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from .config import ConfigError, Experiment, apply_overrides, experiment_from_dict
-from .events import Emit, Event, Failed, Finished, LogLine, RunStarted, null_emit
+from .control import RunControl
+from .events import Failed, Finished, LogLine, RunStarted
 from .rundir import RunDir
 
 
@@ -23,13 +23,6 @@ class TrainOutcome:
     steps: int
     final: dict[str, float] = field(default_factory=dict)
     reason: str = ""
-
-
-def tee(*emits: Emit) -> Emit:
-    def emit(event: Event) -> None:
-        for e in emits:
-            e(event)
-    return emit
 
 
 def trusted_experiment(run_config: Mapping[str, Any], known: Mapping[str, Experiment]) -> Experiment:
@@ -59,8 +52,7 @@ def trusted_experiment(run_config: Mapping[str, Any], known: Mapping[str, Experi
     return exp
 
 
-def run_training(exp: Experiment | None, emit: Emit = null_emit, stop: threading.Event | None = None,
-                 pause: threading.Event | None = None, runs_root: str | Path = "runs",
+def run_training(exp: Experiment | None, control: RunControl | None = None, runs_root: str | Path = "runs",
                  resume: str | Path | None = None, overrides: tuple[str, ...] = (),
                  known: Mapping[str, Experiment] | None = None) -> TrainOutcome:
     """Train ``exp`` (or resume the run in ``resume``) and record everything in its run dir.
@@ -92,15 +84,16 @@ def run_training(exp: Experiment | None, emit: Emit = null_emit, stop: threading
             exp = apply_overrides(exp, overrides)
         run = RunDir.create(runs_root, exp.name)
         run.write_config(exp)
-    out = tee(run.record, emit)
+    control = (control or RunControl()).also(run.record)
+    out = control.emit
     step = 0
     try:
         device = resolve_device(exp.train.device)
         seed_everything(exp.train.seed)
         splits = load_data(exp)
         model = build_initialized_model(exp, splits)
-        trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train, out, stop=stop, pause=pause,
-                          save=run.save_checkpoint, device=device)
+        trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train, control, save=run.save_checkpoint,
+                          device=device)
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
             out(LogLine(f"resumed from {run.checkpoint_path} at step {trainer.step}"))

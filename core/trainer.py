@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import random
-import threading
 import time
 from contextlib import nullcontext
 from typing import Any, Callable
@@ -18,8 +17,9 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from .config import TrainConfig
+from .control import RunControl
 from .data import TensorPairs, iter_batches
-from .events import Checkpoint, Emit, Eval, Failed, Finished, LogLine, Step
+from .events import Checkpoint, Eval, Failed, Finished, LogLine, Step
 from .tasks import correct_and_count, first_tensor, loss_fn, metric_name
 
 
@@ -100,14 +100,14 @@ class BatchStream:
 
 class Trainer:
     def __init__(self, model: nn.Module, task: str, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
-                 emit: Emit, stop: threading.Event | None = None, pause: threading.Event | None = None,
-                 save: Callable[[dict[str, Any]], Any] | None = None, device: torch.device | None = None):
+                 control: RunControl | None = None, save: Callable[[dict[str, Any]], Any] | None = None,
+                 device: torch.device | None = None):
         self.device = device or resolve_device(cfg.device)
         self.model = model.to(self.device)
-        self.task, self.cfg, self.emit, self.save = task, cfg, emit, save
+        self.control = control or RunControl()
+        self.task, self.cfg, self.emit, self.save = task, cfg, self.control.emit, save
         self.train_data, self.val_data = train_data, val_data
-        self.stop = stop or threading.Event()
-        self.pause = pause or threading.Event()
+        self.stop, self.pause = self.control.stop, self.control.pause
         self.loss_fn = loss_fn(task)
         self.optimizer = make_optimizer(self.model, cfg)
         # bf16 where the hardware has it (CPU, NVIDIA compute ≥ 8); fp16 + GradScaler elsewhere: is_bf16_supported()
@@ -245,8 +245,7 @@ class Trainer:
 
     def _wait_while_paused(self) -> None:
         self.emit(LogLine(f"paused at step {self.step}"))
-        while self.pause.is_set() and not self.stop.wait(0.05):
-            pass
+        self.control.wait_while_paused()
         if not self.stop.is_set():
             self.emit(LogLine(f"resumed at step {self.step}"))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from recipe_tui.core.config import Experiment
+from recipe_tui.core.control import RunControl
 from recipe_tui.core.events import Event, LogLine, event_from_dict
 
 from .run_state import RunState, replay
@@ -168,7 +169,7 @@ def check_job(exp: Experiment, check_ids: list[str], emit: Any, stop: threading.
     """The same code path as ``recipe-tui check``: results arrive as CheckStarted/CheckResult events."""
     from recipe_tui.core.checks import CheckContext, run_checks
 
-    ctx = CheckContext(exp=exp, emit=emit, stop=stop, runs_root=str(runs_root))
+    ctx = CheckContext(exp=exp, control=RunControl(emit=emit, stop=stop), runs_root=str(runs_root))
     if splits is not None:
         ctx._splits = splits  # the app already loaded them once; checks only read them
     run_checks(check_ids, ctx)
@@ -177,7 +178,7 @@ def check_job(exp: Experiment, check_ids: list[str], emit: Any, stop: threading.
 def train_job(exp: Experiment, emit: Any, stop: threading.Event, pause: threading.Event, runs_root: str | Path) -> Any:
     from recipe_tui.core.jobs import run_training
 
-    return run_training(exp, emit=emit, stop=stop, pause=pause, runs_root=runs_root)
+    return run_training(exp, RunControl(emit=emit, stop=stop, pause=pause), runs_root=runs_root)
 
 
 # ------------------------------------------------------------------------------- watch mode

@@ -128,12 +128,13 @@ class _StopOnSigint:
 
 
 def _train(recipes: Any, args: argparse.Namespace) -> int:
+    from recipe_tui.core.control import RunControl
     from recipe_tui.core.jobs import describe_outcome, run_training
 
     exp = None if args.resume else recipes.experiment(args.recipe)
     progress = TrainProgress()
     with _StopOnSigint() as stop:
-        outcome = run_training(exp, emit=progress, stop=stop, runs_root=args.runs, resume=args.resume,
+        outcome = run_training(exp, RunControl(emit=progress, stop=stop), runs_root=args.runs, resume=args.resume,
                                overrides=tuple(args.overrides), known=recipes.experiments)
     progress.done()
     doc = describe_outcome(outcome)
@@ -195,13 +196,14 @@ class TrainProgress:
 def _check(recipes: Any, args: argparse.Namespace) -> int:
     from recipe_tui.core.checks import CheckContext, run_checks
     from recipe_tui.core.config import apply_overrides
+    from recipe_tui.core.control import RunControl
 
     exp = recipes.experiment(args.recipe)
     if args.overrides:
         exp = apply_overrides(exp, tuple(args.overrides))
     ids = select_items(recipes, args.items, args.stage)
     with _StopOnSigint() as stop:
-        ctx = CheckContext(exp=exp, emit=CheckProgress(), stop=stop, fix=args.fix, runs_root=args.runs)
+        ctx = CheckContext(exp=exp, control=RunControl(emit=CheckProgress(), stop=stop), fix=args.fix, runs_root=args.runs)
         results = run_checks(ids, ctx)
     if args.json:
         print(json.dumps({"recipe": exp.name, "items": [r.public() for r in results]}, default=str))

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..config import Experiment
-from ..events import Emit, LogLine, Progress, null_emit
+from ..control import RunControl, Stopped
+from ..events import Emit
 
 if TYPE_CHECKING:
     import torch
@@ -15,15 +16,13 @@ if TYPE_CHECKING:
     from ..data import Splits
 
 
-class CheckStopped(Exception):
-    """Raised by ``ctx.tick`` when the user stopped the job; the check ends as ``skip``."""
+CheckStopped = Stopped  # raised by ``ctx.tick`` when the user stopped the job; the check ends as ``skip``
 
 
 @dataclass
 class CheckContext:
     exp: Experiment
-    emit: Emit = null_emit
-    stop: threading.Event = field(default_factory=threading.Event)
+    control: RunControl = field(default_factory=RunControl)
     fix: bool = False  # checks that can repair (init-bias) apply their fix
     device_name: str = "auto"
     cache: dict[str, Any] = field(default_factory=dict)  # shared between checks of one job (data scans …)
@@ -52,12 +51,17 @@ class CheckContext:
         from ..tasks import loss_fn
         return loss_fn(self.exp.task)
 
+    @property
+    def emit(self) -> Emit:
+        return self.control.emit
+
+    @property
+    def stop(self) -> threading.Event:
+        return self.control.stop
+
     def log(self, message: str, level: str = "info", detail: str = "") -> None:
-        self.emit(LogLine(message, level=level, detail=detail))
+        self.control.log(message, level, detail)
 
     def tick(self, task: str = "", done: int = 0, total: int = 0) -> None:
         """Call at least once per step of any loop: honours stop, reports progress when given."""
-        if self.stop.is_set():
-            raise CheckStopped()
-        if total:
-            self.emit(Progress(task=task, done=done, total=total))
+        self.control.tick(task, done, total)

@@ -47,7 +47,7 @@ def _short_run(ctx: CheckContext, seed: int) -> list[float]:
             failure.append(event.reason)
 
     model = ctx.new_model(seed)
-    Trainer(model, ctx.exp.task, ctx.splits().train, None, cfg, collect, stop=ctx.stop, device=ctx.device).fit()
+    Trainer(model, ctx.exp.task, ctx.splits().train, None, cfg, ctx.control.with_emit(collect), device=ctx.device).fit()
     ctx.tick()  # a stop during fit ends the check here
     if failure:
         raise _Diverged(failure[0])

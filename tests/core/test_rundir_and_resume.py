@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from recipe_tui.core.config import load_recipes, shipped_recipes_path
+from recipe_tui.core.control import RunControl
 from recipe_tui.core.events import Step
 from recipe_tui.core.jobs import latest_run, run_training
 from recipe_tui.core.rundir import RunDir, read_events
@@ -50,8 +51,8 @@ def test_stopped_then_resumed_equals_uninterrupted(tmp_path):
         if isinstance(e, Step) and e.step == 50:
             stop.set()
 
-    part = run_training(exp_with(steps=120, log_every=10, eval_every=1000, checkpoint_every=1000), emit=emit,
-                        stop=stop, runs_root=tmp_path / "b")
+    part = run_training(exp_with(steps=120, log_every=10, eval_every=1000, checkpoint_every=1000), RunControl(emit=emit, stop=stop),
+                        runs_root=tmp_path / "b")
     assert part.status == "stopped" and part.steps == 50
     resumed = run_training(None, resume=part.run_dir)
     assert resumed.status == "completed" and resumed.steps == 120 and resumed.run_dir == part.run_dir
@@ -170,7 +171,7 @@ def test_resume_equals_uninterrupted_for_dataloader_datasets(tmp_path):
                  if e.type in ("step", "eval")]
 
     stop = threading.Event()
-    part = run_training(exp, emit=lambda e: isinstance(e, Step) and e.step == 25 and stop.set(), stop=stop,
+    part = run_training(exp, RunControl(emit=lambda e: isinstance(e, Step) and e.step == 25 and stop.set(), stop=stop),
                         runs_root=tmp_path / "b")
     assert part.status == "stopped"
     assert run_training(None, resume=part.run_dir, known={exp.name: exp}).status == "completed"

@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from recipe_tui.core.config import load_recipes, shipped_recipes_path
+from recipe_tui.core.control import RunControl
 from recipe_tui.core.data import TensorPairs, load_data
 from recipe_tui.core.events import Failed, Finished, Step
 from recipe_tui.core.models import build_model
@@ -49,7 +50,7 @@ def test_losses_match_a_plain_pytorch_loop_to_5_decimals(dropout):
     events = []
     seed_everything(exp.train.seed)
     model = build_model(exp, splits.info)
-    result = Trainer(model, exp.task, splits.train, None, exp.train, events.append, device=torch.device("cpu")).fit()
+    result = Trainer(model, exp.task, splits.train, None, exp.train, RunControl(emit=events.append), device=torch.device("cpu")).fit()
     assert isinstance(result, Finished) and result.status == "completed" and result.step == 60
     ours = [e.loss for e in events if isinstance(e, Step)]
     assert len(ours) == 60 and 60 > len(splits.train) // exp.train.batch_size, "crosses an epoch boundary"
@@ -74,7 +75,7 @@ def test_nan_loss_fails_with_step_and_last_finite_values():
     exp = digits_exp(steps=100, log_every=10, eval_every=10**6, checkpoint_every=10**6)
     splits = load_data(exp)
     events = []
-    result = Trainer(Explodes(), exp.task, splits.train, None, exp.train, events.append).fit()
+    result = Trainer(Explodes(), exp.task, splits.train, None, exp.train, RunControl(emit=events.append)).fit()
     assert isinstance(result, Failed)
     assert result.step == 30 and "between steps 21 and 30" in result.reason
     last_step = [e for e in events if isinstance(e, Step)][-1]
@@ -96,8 +97,8 @@ def test_stop_and_pause_are_honoured():
             threading.Timer(0.3, stop.set).start()
 
     saved = []
-    result = Trainer(build_model(exp, splits.info), exp.task, splits.train, splits.val, exp.train, emit,
-                     stop=stop, pause=pause, save=lambda s: saved.append(s["step"]) or "mem").fit()
+    result = Trainer(build_model(exp, splits.info), exp.task, splits.train, splits.val, exp.train,
+                     RunControl(emit=emit, stop=stop, pause=pause), save=lambda s: saved.append(s["step"]) or "mem").fit()
     assert isinstance(result, Finished) and result.status == "stopped"
     assert result.step == 50, "no step runs while paused"
     assert saved == [50], "stopping writes a checkpoint"
@@ -117,7 +118,7 @@ def test_eval_covers_the_entire_validation_set():
     exp = digits_exp(steps=1)
     splits = load_data(exp)
     model = build_model(exp, splits.info)
-    trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train.__class__(eval_batch_size=100), lambda e: None)
+    trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train.__class__(eval_batch_size=100))
     ev = trainer.evaluate()
     with torch.no_grad():
         out = model(splits.val.x)
@@ -143,7 +144,7 @@ def test_models_with_several_outputs_train_like_the_checks_see_them():
 
     exp = digits_exp(steps=200, eval_every=100)
     splits = load_data(exp)
-    result = Trainer(WithAux(), exp.task, splits.train, splits.val, exp.train, lambda e: None).fit()
+    result = Trainer(WithAux(), exp.task, splits.train, splits.val, exp.train).fit()
     assert isinstance(result, Finished) and result.final["accuracy"] > 0.8
 
 

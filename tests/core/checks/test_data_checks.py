@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 from recipe_tui.core.audit.synthetic import planted_images
 from recipe_tui.core.checks import CheckContext, registry, run_check
 from recipe_tui.core.config import DataConfig, Experiment, ModelConfig, load_recipes
+from recipe_tui.core.control import RunControl
 from recipe_tui.core.data import Splits, TensorPairs
 from recipe_tui.core.events import Progress
 
@@ -131,7 +132,7 @@ class Flaky(Dataset):
 def test_samples_that_fail_to_load_are_listed_not_fatal_and_progress_is_reported(tmp_path):
     p = planted_images()
     events = []
-    ctx = _ctx(Splits(Flaky(p.splits.train, {4, 77}), p.splits.val, p.splits.info), tmp_path, emit=events.append)
+    ctx = _ctx(Splits(Flaky(p.splits.train, {4, 77}), p.splits.val, p.splits.info), tmp_path, control=RunControl(emit=events.append))
     r = run_check("data-stats", ctx)
     assert r.status == "fail"
     assert {(b["split"], b["index"]) for b in r.metrics["bad"] if b["problem"] == "load-error"} == {("train", 4), ("train", 77)}
@@ -152,7 +153,7 @@ def test_a_stopped_scan_ends_as_skip_quickly(tmp_path):
                 stop.set()  # the user pressed s mid-scan
             return p.splits.train[i % 600]
 
-    ctx = _ctx(Splits(Stopping(), p.splits.val, p.splits.info), tmp_path, stop=stop)
+    ctx = _ctx(Splits(Stopping(), p.splits.val, p.splits.info), tmp_path, control=RunControl(stop=stop))
     r = run_check("duplicates", ctx)
     assert r.status == "skip" and "stopped" in r.summary
     assert not (tmp_path / ".cache" / "audit").exists() or not list((tmp_path / ".cache" / "audit").glob("duplicates-*"))

@@ -128,7 +128,6 @@ def test_grad_flow_zero_gradient_when_the_input_is_masked_out():
 
 def test_a_stopped_job_ends_training_checks_as_skip():
     ctx = context(experiment(zoo("mlp")))
-    ctx.stop = threading.Event()
     ctx.stop.set()
     for check_id in ("seed", "zero-input", "overfit-batch", "init-loss"):
         r = run(check_id, ctx)
