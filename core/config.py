@@ -1,34 +1,40 @@
 """recipes.toml → frozen dataclasses, strictly validated.
 
 Every error is a ``ConfigError`` whose message is one sentence naming the file, the line where it
-can be found, the key path and, for unknown keys, the closest valid key.
+can be found, the key path and, for unknown keys, the closest valid key. Every numeric key declares
+its range on its field (``ranged``); ``validate.build`` enforces it, NaN and ±inf are refused.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
-import sys
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .tomlfile import read_text, read_toml
+from .validate import (INT64_MAX, ConfigError, KeyPath, Locator, build, check_keys, describe, dotted, ranged, suggest,
+                       tables, tomllib, typed)
 
 TASKS = ("classification", "language-model", "regression")
 STATUSES = ("pass", "warn", "fail", "error", "skip")
 # An experiment's name becomes a folder under the runs dir: one path component of a safe alphabet,
 # starting with a letter or digit (no "..", "a/b", "/abs", ".hidden").
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+# The check ids an item's ``check`` may name: the automated stage 1–2 checks, then those of stages 3–6
+# (``run_check`` reports an id without an implementation as "not automated yet").
+CHECK_IDS = (
+    "data-stats", "class-balance", "duplicates", "outliers", "label-issues",
+    "seed", "init-loss", "init-bias", "zero-input", "overfit-batch", "batch-independence", "causality",
+    "batch-view", "baselines", "eval-mode", "grad-flow", "output-range",
+    "lr-find", "capacity", "first-layer", "regularize", "tune", "ensemble", "distill",
+)
+MAX_STEPS = 1_000_000_000
+MAX_BATCH = 2**20
 
-
-class ConfigError(ValueError):
-    """Bad recipes file or override; the message is meant for the user as is."""
+__all__ = ["ConfigError", "CHECK_IDS", "TASKS", "DataConfig", "ModelConfig", "TrainConfig", "ChecksConfig", "Experiment",
+           "Item", "Stage", "RecipesFile", "SECTIONS", "load_recipes", "apply_overrides", "experiment_from_dict",
+           "check_name", "where", "shipped_recipes_path", "find_recipes_file"]
 
 
 # ----------------------------------------------------------------------------- experiment schema
@@ -42,13 +48,13 @@ class DataConfig:
     root: str = "data"  # torchvision download/cache folder, relative to the recipes file
     download: bool = False
     path: str | None = None  # imagefolder: a folder with train/ and val/ (or one folder to split)
-    image_size: int | None = None  # imagefolder: resize to a square of this side
-    val_fraction: float = 0.2  # when the source has no validation split of its own
-    test_fraction: float = 0.0
-    seq_len: int = 16  # names: tokens per sequence
+    image_size: int | None = ranged(None, 1, 4_096)  # imagefolder: resize to a square of this side
+    val_fraction: float = ranged(0.2, 0.0, 1.0, hi_open=True)  # when the source has no validation split of its own
+    test_fraction: float = ranged(0.0, 0.0, 1.0, hi_open=True)  # and val_fraction + test_fraction < 1
+    seq_len: int = ranged(16, 2, 4_096)  # names: tokens per sequence
     augment: bool = False  # vision sources: random crop + flip on train
-    limit: int | None = None  # use at most this many training samples
-    split_seed: int = 0  # the train/val/test split is fixed by this, not by train.seed
+    limit: int | None = ranged(None, 1, INT64_MAX)  # use at most this many training samples
+    split_seed: int = ranged(0, 0, INT64_MAX)  # the train/val/test split is fixed by this, not by train.seed
 
 
 @dataclass(frozen=True)
@@ -56,55 +62,55 @@ class ModelConfig:
     name: str | None = None  # linear | mlp | cnn | char-mlp | char-transformer | any torchvision.models name
     factory: str | None = None  # "module:function" returning an nn.Module
     kwargs: dict[str, Any] = field(default_factory=dict)
-    width: int = 128
-    depth: int = 2
-    dropout: float = 0.0
+    width: int = ranged(128, 1, 65_536)
+    depth: int = ranged(2, 1, 1_000)
+    dropout: float = ranged(0.0, 0.0, 1.0, hi_open=True)
     batchnorm: bool = False
-    heads: int = 4  # char-transformer
-    context: int = 3  # char-mlp: characters of context
+    heads: int = ranged(4, 1, 1_024)  # char-transformer; must divide width
+    context: int = ranged(3, 1, 1_024)  # char-mlp: characters of context
     init_bias: bool = False  # "init well": final-layer bias ← log class priors / target mean (see init-bias)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    lr: float = 3e-4  # "Adam with 3e-4 LR is safe"
-    batch_size: int = 64
-    steps: int = 2000
-    seed: int = 1337
+    lr: float = ranged(3e-4, 0.0, 10.0, lo_open=True)  # "Adam with 3e-4 LR is safe"
+    batch_size: int = ranged(64, 1, MAX_BATCH)
+    steps: int = ranged(2000, 1, MAX_STEPS)
+    seed: int = ranged(1337, 0, INT64_MAX)
     optimizer: str = "adam"  # adam | adamw | sgd
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd
+    weight_decay: float = ranged(0.0, 0.0, 10.0)
+    momentum: float = ranged(0.9, 0.0, 1.0, hi_open=True)  # sgd
     schedule: str = "constant"  # constant | cosine | linear ("initially, disable LR decays entirely")
-    warmup_steps: int = 0
-    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    warmup_steps: int = ranged(0, 0, MAX_STEPS)
+    grad_clip: float = ranged(0.0, 0.0, 1e6)  # max global grad norm; 0 = off
     amp: bool = False  # autocast: bf16 on CPU and NVIDIA compute ≥ 8, else fp16 + GradScaler
     device: str = "auto"  # auto (cuda → mps → cpu) | cpu | cuda | cuda:N | mps
-    eval_every: int = 200
-    log_every: int = 10
-    checkpoint_every: int = 500
-    eval_batch_size: int = 512
-    num_workers: int = 0
+    eval_every: int = ranged(200, 1, MAX_STEPS)
+    log_every: int = ranged(10, 1, MAX_STEPS)
+    checkpoint_every: int = ranged(500, 1, MAX_STEPS)
+    eval_batch_size: int = ranged(512, 1, MAX_BATCH)
+    num_workers: int = ranged(0, 0, 1_024)
 
 
 @dataclass(frozen=True)
 class ChecksConfig:
-    batch_size: int = 32  # batch used by the skeleton checks
-    init_loss_tolerance: float = 0.15  # relative deviation from the expected loss at init
-    init_loss_batches: int = 8
-    overfit_batch_size: int = 8  # 2..16
-    overfit_steps: int = 500
-    overfit_lr: float = 3e-3
-    overfit_loss: float = 0.05  # "near-zero" loss
-    zero_input_steps: int = 200
-    zero_input_margin: float = 0.1  # real must beat zeroed by this relative margin
-    seed_steps: int = 5
-    dependency_samples: int = 3  # how many i to test in batch-independence / causality
-    imbalance_ratio: float = 0.5  # warn when least/most common class count is below this
-    near_duplicate_ratio: float = 0.1  # near duplicate: NN distance below this × median NN distance
-    outlier_z: float = 6.0  # robust z-score past which a sample is an outlier
-    label_folds: int = 5
-    label_max_candidates: int = 100
-    label_issue_fraction: float = 0.02  # label-issues warns when more than this fraction of train is flagged
+    batch_size: int = ranged(32, 2, 4_096)  # batch used by the skeleton checks (≥ 2: they compare examples)
+    init_loss_tolerance: float = ranged(0.15, 0.0, 10.0, lo_open=True)  # relative deviation from the expected loss
+    init_loss_batches: int = ranged(8, 1, 10_000)
+    overfit_batch_size: int = ranged(8, 2, 16)  # a batch of a few examples
+    overfit_steps: int = ranged(500, 1, 1_000_000)
+    overfit_lr: float = ranged(3e-3, 0.0, 10.0, lo_open=True)
+    overfit_loss: float = ranged(0.05, 0.0, 10.0, lo_open=True)  # "near-zero" loss
+    zero_input_steps: int = ranged(200, 1, 1_000_000)
+    zero_input_margin: float = ranged(0.1, 0.0, 1.0, hi_open=True)  # real must beat zeroed by this relative margin
+    seed_steps: int = ranged(5, 1, 10_000)
+    dependency_samples: int = ranged(3, 1, 1_024)  # how many i to test in batch-independence / causality
+    imbalance_ratio: float = ranged(0.5, 0.0, 1.0)  # warn when least/most common class count is below this
+    near_duplicate_ratio: float = ranged(0.1, 0.0, 1.0)  # near duplicate: NN distance below this × median NN distance
+    outlier_z: float = ranged(6.0, 0.0, 1000.0, lo_open=True)  # robust z-score past which a sample is an outlier
+    label_folds: int = ranged(5, 2, 100)
+    label_max_candidates: int = ranged(100, 1, 1_000_000)
+    label_issue_fraction: float = ranged(0.02, 0.0, 1.0)  # label-issues warns above this fraction of train flagged
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": 
 class Item:
     id: str
     title: str
-    check: str | None = None  # automated: the check id; manual items have guidance only
+    check: str | None = None  # automated: the check id (one of CHECK_IDS); manual items have guidance only
     guidance: str = ""
 
 
@@ -164,8 +170,8 @@ class RecipesFile:
             name = self.default
         if name not in self.experiments:
             raise ConfigError(
-                f"{self.path}: no recipe named '{name}'{_suggest(name, self.experiments)}"
-                f" (available: {', '.join(self.experiments)})."
+                f"{self.path}: no recipe named '{name}'{suggest(name, self.experiments)}"
+                f" (available: {', '.join(self.experiments) or 'none'})."
             )
         return self.experiments[name]
 
@@ -187,34 +193,27 @@ def shipped_recipes_path() -> Path:
 
 
 def find_recipes_file(file: str | Path | None = None) -> Path:
-    """``--file`` if given, else ./recipes.toml if present, else the shipped one."""
+    """``--file`` if given, else ./recipes.toml if present (even if unreadable: then say so), else the shipped one."""
     if file is not None:
-        path = Path(file)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such recipes file.")
-        return path
+        return Path(file)
     local = Path("recipes.toml")
-    return local if local.is_file() else shipped_recipes_path()
+    return local if local.exists() or local.is_symlink() else shipped_recipes_path()
 
 
 def load_recipes(file: str | Path | None = None) -> RecipesFile:
     path = find_recipes_file(file)
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}.") from None
-    loc = _Locator(path, text)
-    _check_keys(raw, {"stage", "recipe"}, (), loc)
+    raw, text = read_toml(path)
+    loc = Locator(path, text)
+    check_keys(raw, {"stage", "recipe"}, (), loc)
     if "stage" in raw:
-        stages = _load_stages(raw["stage"], loc)
+        stages = load_stages(raw["stage"], loc)
     elif path.resolve() != shipped_recipes_path():
         stages = load_recipes(shipped_recipes_path()).stages  # a file of experiments only: the recipe's checklist
     else:
         stages = ()
     recipes = raw.get("recipe", {})
     if not isinstance(recipes, dict):
-        raise ConfigError(loc.where(("recipe",)) + "recipe: expected tables [recipe.NAME].")
+        raise loc.error(("recipe",), f"expected tables [recipe.NAME], got {describe(recipes)}")
     base_dir = str(path.resolve().parent)
     for name in recipes:
         check_name(name, loc.where(("recipe", name)))
@@ -239,13 +238,15 @@ def apply_overrides(exp: Experiment, overrides: list[str] | tuple[str, ...]) -> 
         if len(parts) < 2 or parts[0] not in SECTIONS:
             raise ConfigError(
                 f"--set {text}: key must be SECTION.KEY with SECTION one of {', '.join(SECTIONS)}"
-                f"{_suggest(parts[0], SECTIONS)}."
+                f"{suggest(parts[0], SECTIONS)}."
             )
         target = raw.setdefault(parts[0], {})
         for p in parts[1:-1]:
             target = target.setdefault(p, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {text}: {p} is not a table.")
         target[parts[-1]] = _parse_value(value)
-    return dataclasses.replace(_load_experiment(exp.name, raw, exp.base_dir, _Locator(Path("--set"), ""), ()), source=exp.source)
+    return dataclasses.replace(_load_experiment(exp.name, raw, exp.base_dir, Locator("--set", ""), ()), source=exp.source)
 
 
 def check_name(name: Any, where_: str = "") -> str:
@@ -258,12 +259,14 @@ def check_name(name: Any, where_: str = "") -> str:
 
 
 def experiment_from_dict(d: Mapping[str, Any]) -> Experiment:
-    """Rebuild an Experiment from ``Experiment.to_dict()`` (a run dir's config.json)."""
+    """Rebuild an Experiment from ``Experiment.to_dict()`` (a run dir's config.json), validated like the file."""
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"a run's config.json: expected a JSON object, got {describe(d)}.")
     d = dict(d)
     source = str(d.pop("source", "config.json"))
-    name = check_name(d.pop("name", None), f"{source}: ")
+    name = check_name(d.pop("name", None), "a run's config.json: ")
     base_dir = str(d.pop("base_dir", "."))
-    exp = _load_experiment(name, d, base_dir, _Locator(Path(source), ""), ())
+    exp = _load_experiment(name, d, base_dir, Locator(f"a run's config.json (recipe {name})", ""), ())
     return dataclasses.replace(exp, source=source)
 
 
@@ -277,204 +280,95 @@ def _experiment_to_raw(exp: Experiment) -> dict[str, Any]:
 def _parse_value(value: str) -> Any:
     try:
         return tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        return value  # bare words such as mnist or cuda:0
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        return value  # bare words such as mnist or cuda:0 (and values TOML cannot read: then a type error)
 
 
-def _load_stages(raw: Any, loc: "_Locator") -> tuple[Stage, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError(loc.where(("stage",)) + "stage: expected [[stage]] tables (or none: the recipe's own checklist).")
-    stages, seen = [], set()
-    for n, body in enumerate(raw, start=1):
-        _check_keys(body, {"title", "item"}, ("stage",), loc)
-        title = _typed(body.get("title"), str, ("stage", str(n), "title"), loc)
+def load_stages(raw: Any, loc: Locator) -> tuple[Stage, ...]:
+    """The ``[[stage]]`` tables: titles, items with unique ids, and ``check`` naming a known check id."""
+    if not raw:
+        raise loc.error(("stage",), "expected [[stage]] tables (or none: the recipe's own checklist)")
+    seen: dict[str, int] = {}
+    stages = []
+    for n, body in enumerate(tables(raw, ("stage",), loc, "stage"), start=1):
+        path: KeyPath = ("stage", n)
+        check_keys(body, {"title", "item"}, path, loc)
+        if "title" not in body:
+            raise loc.error(path, "missing required key 'title'")
+        title = _text(body["title"], path + ("title",), loc)
         items = []
-        for item_body in body.get("item", []):
-            _check_keys(item_body, {f.name for f in dataclasses.fields(Item)}, ("stage", "item"), loc)
-            item_id = _typed(item_body.get("id"), str, ("stage", "item", "id"), loc)
-            if item_id in seen:
-                raise ConfigError(loc.where(("stage", "item", "id")) + f"stage.item.id: duplicate item id '{item_id}'.")
-            seen.add(item_id)
-            items.append(_build(Item, item_body, ("stage", "item", item_id), loc))
+        for m, item_body in enumerate(tables(body.get("item", []), path + ("item",), loc, "stage.item"), start=1):
+            item = build(Item, item_body, path + ("item", m), loc)
+            _text(item.id, path + ("item", m, "id"), loc)
+            _text(item.title, path + ("item", m, "title"), loc)
+            if item.id in seen:
+                raise loc.error(path + ("item", m, "id"), f"duplicate item id '{item.id}' (also in stage {seen[item.id]})")
+            if item.check is not None and item.check not in CHECK_IDS:
+                raise loc.error(path + ("item", m, "check"), f"unknown check '{item.check}'{suggest(item.check, CHECK_IDS)}"
+                                " (leave it out for a manual item)")
+            seen[item.id] = n
+            items.append(item)
         stages.append(Stage(number=n, title=title, items=tuple(items)))
     return tuple(stages)
 
 
-def _load_experiment(name: str, body: Any, base_dir: str, loc: "_Locator", path: tuple[str, ...]) -> Experiment:
-    if not isinstance(body, dict):
-        raise ConfigError(loc.where(path) + f"{_dotted(path)}: expected a table.")
-    _check_keys(body, {"task", "description", *SECTIONS}, path, loc)
-    task = _typed(body.get("task", "classification"), str, path + ("task",), loc)
+def _text(value: Any, path: KeyPath, loc: Locator) -> str:
+    """A non-empty string."""
+    text = typed(value, str, path, loc)
+    if not text.strip():
+        raise loc.error(path, "must not be empty")
+    return text
+
+
+def _load_experiment(name: str, body: Any, base_dir: str, loc: Locator, path: KeyPath) -> Experiment:
+    check_keys(body, {"task", "description", *SECTIONS}, path, loc)
+    task = typed(body.get("task", "classification"), str, path + ("task",), loc)
     if task not in TASKS:
-        raise ConfigError(
-            loc.where(path + ("task",)) + f"{_dotted(path + ('task',))}: '{task}' is not a task{_suggest(task, TASKS)}"
-            f" (one of {', '.join(TASKS)})."
-        )
-    sections = {}
-    for key, cls in SECTIONS.items():
-        sec = body.get(key, {})
-        if not isinstance(sec, dict):
-            raise ConfigError(loc.where(path + (key,)) + f"{_dotted(path + (key,))}: expected a table.")
-        sections[key] = _build(cls, sec, path + (key,), loc)
-    data, model = sections["data"], sections["model"]
+        raise loc.error(path + ("task",), f"'{task}' is not a task{suggest(task, TASKS)} (one of {', '.join(TASKS)})")
+    description = typed(body.get("description", ""), str, path + ("description",), loc)
+    sections = {key: build(cls, body.get(key, {}), path + (key,), loc) for key, cls in SECTIONS.items()}
+    _check_experiment(sections, loc, path)
+    return Experiment(name=name, task=task, description=description, base_dir=base_dir, **sections)
+
+
+def _check_experiment(sections: dict[str, Any], loc: Locator, path: KeyPath) -> None:
+    """What one key's type and range cannot say: choices, exclusive keys, keys that depend on each other."""
+    data, model, train = sections["data"], sections["model"], sections["train"]
     _one_of(data, ("source", "factory", "path"), path + ("data",), loc)
     _one_of(model, ("name", "factory"), path + ("model",), loc)
-    train = sections["train"]
-    if train.schedule not in ("constant", "cosine", "linear"):
-        raise ConfigError(loc.where(path + ("train", "schedule")) + f"{_dotted(path + ('train', 'schedule'))}: "
-                          f"'{train.schedule}' is not a schedule (constant, cosine or linear).")
-    if train.optimizer not in ("adam", "adamw", "sgd"):
-        raise ConfigError(loc.where(path + ("train", "optimizer")) + f"{_dotted(path + ('train', 'optimizer'))}: "
-                          f"'{train.optimizer}' is not an optimizer (adam, adamw or sgd).")
-    for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every", "eval_batch_size"):
-        if getattr(train, key) < 1:
-            raise ConfigError(loc.where(path + ("train", key)) + f"{_dotted(path + ('train', key))}: must be at least 1.")
-    if not 2 <= sections["checks"].overfit_batch_size <= 16:
-        key = path + ("checks", "overfit_batch_size")
-        raise ConfigError(loc.where(key) + f"{_dotted(key)}: must be between 2 and 16 (a batch of a few examples).")
-    if train.lr <= 0:
-        raise ConfigError(loc.where(path + ("train", "lr")) + f"{_dotted(path + ('train', 'lr'))}: must be positive.")
+    for key, choices in (("schedule", ("constant", "cosine", "linear")), ("optimizer", ("adam", "adamw", "sgd"))):
+        value = getattr(train, key)
+        if value not in choices:
+            raise loc.error(path + ("train", key), f"'{value}' is not {'an' if key == 'optimizer' else 'a'} {key}"
+                            f"{suggest(value, choices)} ({', '.join(choices[:-1])} or {choices[-1]})")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", train.device):
+        raise loc.error(path + ("train", "device"), f"'{train.device}' is not a device"
+                        f"{suggest(train.device, ('auto', 'cpu', 'cuda', 'mps'))} (auto, cpu, cuda, cuda:N or mps)")
+    if data.val_fraction + data.test_fraction >= 1:
+        raise loc.error(path + ("data", "test_fraction"), f"val_fraction + test_fraction must be below 1, got "
+                        f"{data.val_fraction:g} + {data.test_fraction:g}: nothing would be left to train on")
+    if model.name == "char-transformer" and model.width % model.heads:
+        raise loc.error(path + ("model", "heads"), f"{model.heads} heads do not divide model.width {model.width} "
+                        "(each head gets width / heads channels)")
     for factory, key in ((data.factory, "data"), (model.factory, "model")):
         if factory is not None and not re.fullmatch(r"[\w.]+:[\w.]+", factory):
-            raise ConfigError(loc.where(path + (key, "factory")) + f"{_dotted(path + (key, 'factory'))}: "
-                              f"'{factory}' is not of the form module:function.")
-    return Experiment(name=name, task=task, description=body.get("description", ""), base_dir=base_dir, **sections)
+            raise loc.error(path + (key, "factory"), f"'{factory}' is not of the form module:function")
 
 
-def _one_of(section: Any, keys: tuple[str, ...], path: tuple[str, ...], loc: "_Locator") -> None:
+def _one_of(section: Any, keys: tuple[str, ...], path: KeyPath, loc: Locator) -> None:
     given = [k for k in keys if getattr(section, k) is not None]
     if len(given) > 1 and not (set(given) == {"source", "path"} and section.source == "imagefolder"):
-        raise ConfigError(loc.where(path + (given[1],)) + f"{_dotted(path)}: give only one of {', '.join(keys)}.")
+        raise ConfigError(loc.where(path + (given[1],)) + f"{dotted(path)}: give only one of {', '.join(keys)}.")
     if not given:
-        raise ConfigError(loc.where(path) + f"{_dotted(path)}: needs one of {', '.join(keys)}.")
-
-
-def _build(cls: type, body: Mapping[str, Any], path: tuple[str, ...], loc: "_Locator") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    _check_keys(body, set(names), path, loc)
-    values = {k: _typed(v, hints[k], path + (k,), loc) for k, v in body.items()}
-    try:
-        return cls(**values)
-    except TypeError as exc:  # a required field is missing
-        missing = re.findall(r"'(\w+)'", str(exc))
-        key = missing[0] if missing else "?"
-        raise ConfigError(loc.where(path) + f"{_dotted(path)}: missing required key '{key}'.") from None
-
-
-def _typed(value: Any, hint: Any, path: tuple[str, ...], loc: "_Locator") -> Any:
-    ok, coerced = _coerce(value, hint)
-    if not ok:
-        raise ConfigError(
-            loc.where(path) + f"{_dotted(path)}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}."
-        )
-    return coerced
-
-
-def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            ok, v = _coerce(value, arg)
-            if ok:
-                return True, v
-        return False, value
-    if hint is type(None):
-        return value is None, value
-    if hint is Any:
-        return True, value
-    if origin is dict or hint is dict:
-        return isinstance(value, dict), dict(value) if isinstance(value, dict) else value
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
-        return False, value
-    if hint is str:
-        return isinstance(value, str), value
-    return isinstance(value, hint), value
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
-    if typing.get_origin(hint) is dict or hint is dict:
-        return "a table"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(hint, str(hint))
-
-
-def _check_keys(body: Any, allowed: set[str], path: tuple[str, ...], loc: "_Locator") -> None:
-    if not isinstance(body, dict):
-        raise ConfigError(loc.where(path) + f"{_dotted(path) or 'file'}: expected a table.")
-    for key in body:
-        if key not in allowed:
-            raise ConfigError(
-                loc.where(path + (key,))
-                + f"{_dotted(path + (key,))}: unknown key{_suggest(key, allowed)}"
-                + f" (valid: {', '.join(sorted(allowed))})."
-            )
-
-
-def _suggest(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _dotted(path: tuple[str, ...]) -> str:
-    return ".".join(path)
+        raise loc.error(path, f"needs one of {', '.join(keys)}")
 
 
 def where(exp: Experiment, *keys: str) -> str:
     """``file:line: recipe.NAME.key…: `` prefix for an error found after loading (e.g. a factory)."""
     path = Path(exp.source) if exp.source else Path("recipes.toml")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        text = read_text(path)
+    except ConfigError:
         text = ""
     keypath = ("recipe", exp.name, *keys)
-    return _Locator(path, text).where(keypath) + _dotted(keypath) + ": "
-
-
-class _Locator:
-    """Best-effort line numbers for key paths (tomllib reports lines only for syntax errors)."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def line_of(self, keypath: tuple[str, ...]) -> int | None:
-        if not self.lines:
-            return None
-        # Narrow to the innermost [header] that is a prefix of the key path, then find the key.
-        start, end = 0, len(self.lines)
-        for depth in range(len(keypath), 0, -1):
-            dotted = r"\s*\.\s*".join(_key_pattern(k) for k in keypath[:depth])
-            header = re.compile(r"^\s*\[\[?\s*" + dotted + r"\s*\]\]?\s*(#.*)?$")
-            hits = [i for i, line in enumerate(self.lines) if header.match(line)]
-            if hits:
-                start = hits[0]
-                nxt = [i for i in range(start + 1, len(self.lines)) if re.match(r"^\s*\[", self.lines[i])]
-                end = nxt[0] if nxt else len(self.lines)
-                rest = keypath[depth:]
-                break
-        else:
-            rest = keypath
-        if not rest:
-            return start + 1
-        for i in range(start, end):
-            if re.search(r"(^|[\s{,])" + re.escape(rest[-1]) + r"\s*=", self.lines[i]):
-                return i + 1
-        return start + 1 if start else None
-
-    def where(self, keypath: tuple[str, ...]) -> str:
-        line = self.line_of(keypath) if keypath else None
-        return f"{self.path}:{line}: " if line else f"{self.path}: "
-
-
-def _key_pattern(key: str) -> str:
-    """A TOML key as it may be written: bare, "quoted" or 'literal'."""
-    k = re.escape(key)
-    return f"(?:{k}|\"{re.escape(key.replace(chr(92), chr(92) * 2))}\"|'{k}')"
+    return Locator(path, text).where(keypath) + dotted(keypath) + ": "

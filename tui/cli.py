@@ -221,14 +221,15 @@ def _check(recipes: Any, args: argparse.Namespace) -> int:
 
 def select_items(recipes: Any, items: list[str], stages: list[int] | None) -> list[str]:
     """Item ids to run: the named ones, then those of ``--stage``; default all automated of stages 1–2."""
-    from recipe_tui.core.config import ConfigError, _suggest
+    from recipe_tui.core.config import ConfigError
+    from recipe_tui.core.validate import suggest
 
     automated = {i.id: i for i in recipes.items() if i.check}
     known = {i.id for i in recipes.items()}
     chosen: list[str] = []
     for item in items:
         if item not in known:
-            raise ConfigError(f"{recipes.path}: no checklist item '{item}'{_suggest(item, known)}.")
+            raise ConfigError(f"{recipes.path}: no checklist item '{item}'{suggest(item, known)}.")
         if item == "train":
             raise ConfigError(f"{recipes.path}: item 'train' is training itself: run `recipe-tui train`.")
         if item not in automated:
@@ -238,7 +239,8 @@ def select_items(recipes: Any, items: list[str], stages: list[int] | None) -> li
     numbers = {s.number for s in recipes.stages}
     for n in wanted_stages:
         if n not in numbers:
-            raise ConfigError(f"--stage {n}: the recipe has stages {min(numbers)}–{max(numbers)}.")
+            raise ConfigError(f"--stage {n}: the recipe has stages {min(numbers)}–{max(numbers)}." if numbers
+                              else f"--stage {n}: {recipes.path} has no checklist stages.")
         chosen += [i.check for s in recipes.stages if s.number == n for i in s.items if i.check]
     return list(dict.fromkeys(chosen))
 

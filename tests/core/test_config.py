@@ -1,4 +1,8 @@
-"""recipes.toml validation: every error is one sentence naming the file, the key path and the line."""
+"""recipes.toml validation: every error is one sentence naming the file, the key path and the line.
+
+The CLI runs in-process (``main([...])``); one test runs the installed ``recipe-tui`` command.
+"""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +11,7 @@ import pytest
 
 from recipe_tui.core.config import (ConfigError, apply_overrides, experiment_from_dict, load_recipes,
                                     shipped_recipes_path)
+from recipe_tui.tui.cli import main
 
 GOOD = """
 [recipe.small]
@@ -23,9 +28,14 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "recipe_tui.tui.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``recipe-tui ARGS`` in this process: (exit code, stdout, stderr)."""
+    try:
+        rc = main(list(args))
+    except SystemExit as exc:  # argparse's own usage errors
+        rc = exc.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
 def test_shipped_file_has_the_six_stages_and_public_item_ids():
@@ -79,32 +89,44 @@ def test_config_errors_name_file_line_and_key(tmp_path, text, expected):
     (GOOD.replace('data = { source = "digits" }', 'data = { factory = "no_such_mod:make" }'),
      "recipe.small.data.factory: no module named 'no_such_mod'"),
 ])
-def test_cli_exit_code_2_and_one_sentence(tmp_path, text, expected):
+def test_cli_exit_code_2_and_one_sentence(tmp_path, capsys, text, expected):
     path = write(tmp_path, text)
-    out = run_cli("train", "--file", str(path), "--runs", str(tmp_path / "runs"))
+    rc, _, err = run_cli(capsys, "train", "--file", str(path), "--runs", str(tmp_path / "runs"))
+    assert rc == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_the_installed_command_exits_2_with_one_sentence(tmp_path):
+    """The console script itself (a real process): a bad file is exit 2 and one line, no traceback."""
+    command = shutil.which("recipe-tui", path=str(Path(sys.executable).parent)) or shutil.which("recipe-tui")
+    assert command, "recipe-tui is not installed in this environment"
+    path = write(tmp_path, GOOD.replace("lr = 1e-3", "lr = nan"))
+    out = subprocess.run([command, "list", "--file", str(path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], out.stderr
-    assert "Traceback" not in out.stderr
+    assert out.stderr.strip() == f"recipe-tui: {path}:6: recipe.small.train.lr: must be a finite number in (0, 10], got nan."
 
 
-def test_missing_factory_function_is_named(tmp_path):
-    (tmp_path / "my_models.py").write_text("import torch.nn as nn\ndef other():\n    return nn.Linear(64, 10)\n")
-    path = write(tmp_path, GOOD.replace('model = { name = "mlp", width = 32 }', 'model = { factory = "my_models:net" }'))
-    out = run_cli("train", "--file", str(path), "--runs", str(tmp_path / "runs"))
-    assert out.returncode == 2
-    assert "recipe.small.model.factory: module 'my_models'" in out.stderr and "has no 'net'" in out.stderr
+def test_missing_factory_function_is_named(tmp_path, capsys):
+    # Module names unique to this test: the CLI runs in this process, where imported modules stay cached.
+    (tmp_path / "my_models_without_net.py").write_text("import torch.nn as nn\ndef other():\n    return nn.Linear(64, 10)\n")
+    path = write(tmp_path, GOOD.replace('model = { name = "mlp", width = 32 }',
+                                        'model = { factory = "my_models_without_net:net" }'))
+    rc, _, err = run_cli(capsys, "train", "--file", str(path), "--runs", str(tmp_path / "runs"))
+    assert rc == 2
+    assert "recipe.small.model.factory: module 'my_models_without_net'" in err and "has no 'net'" in err
 
 
-def test_factories_import_from_the_recipes_folder(tmp_path):
+def test_factories_import_from_the_recipes_folder(tmp_path, capsys):
     (tmp_path / "core.py").write_text("raise RuntimeError('the wrong core')\n")  # ML repos often have one
-    (tmp_path / "my_models.py").write_text(
+    (tmp_path / "my_models_with_net.py").write_text(
         "import torch.nn as nn\ndef net(width=8):\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))\n")
     path = write(tmp_path, GOOD.replace('model = { name = "mlp", width = 32 }',
-                                        'model = { factory = "my_models:net", kwargs = { width = 16 } }'))
-    out = run_cli("train", "--file", str(path), "--runs", str(tmp_path / "runs"), "--json")
-    assert out.returncode == 0, out.stderr
-    assert '"status": "completed"' in out.stdout
+                                        'model = { factory = "my_models_with_net:net", kwargs = { width = 16 } }'))
+    rc, out, err = run_cli(capsys, "train", "--file", str(path), "--runs", str(tmp_path / "runs"), "--json")
+    assert rc == 0, err
+    assert '"status": "completed"' in out
 
 
 def test_overrides_are_type_checked():
@@ -125,26 +147,27 @@ def test_config_round_trips_through_the_run_dir_json():
     assert experiment_from_dict(exp.to_dict()) == exp
 
 
-def test_unknown_recipe_and_local_file_lookup(tmp_path):
+def test_unknown_recipe_and_local_file_lookup(tmp_path, capsys, monkeypatch):
     write(tmp_path, GOOD)
-    out = run_cli("list", cwd=tmp_path)
-    assert out.returncode == 0 and "small" in out.stdout and "digits-mlp" not in out.stdout
-    out = run_cli("train", "--recipe", "smal", cwd=tmp_path)
-    assert out.returncode == 2 and "no recipe named 'smal'; did you mean 'small'?" in out.stderr
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run_cli(capsys, "list")
+    assert rc == 0 and "small" in out and "digits-mlp" not in out
+    rc, _, err = run_cli(capsys, "train", "--recipe", "smal")
+    assert rc == 2 and "no recipe named 'smal'; did you mean 'small'?" in err
 
 
-def test_bad_usage_is_exit_2():
-    assert run_cli("frobnicate").returncode == 2
-    assert run_cli("check", "--stage", "x").returncode == 2
+def test_bad_usage_is_exit_2(capsys):
+    assert run_cli(capsys, "frobnicate")[0] == 2
+    assert run_cli(capsys, "check", "--stage", "x")[0] == 2
 
 
-def test_a_file_of_experiments_only_gets_the_recipes_checklist(tmp_path):
+def test_a_file_of_experiments_only_gets_the_recipes_checklist(tmp_path, capsys):
     """DESIGN's own example has no [[stage]]: such a file must still have the six stages."""
     path = write(tmp_path, GOOD)
     r = load_recipes(path)
     assert [s.title for s in r.stages] == [s.title for s in load_recipes(shipped_recipes_path()).stages]
-    out = run_cli("check", "init-loss", "--json", "--file", str(path), "--runs", str(tmp_path / "runs"))
-    assert out.returncode == 0, out.stderr
-    assert '"id": "init-loss"' in out.stdout and '"status": "pass"' in out.stdout
+    rc, out, err = run_cli(capsys, "check", "init-loss", "--json", "--file", str(path), "--runs", str(tmp_path / "runs"))
+    assert rc == 0, err
+    assert '"id": "init-loss"' in out and '"status": "pass"' in out
     with pytest.raises(ConfigError, match="stage: expected"):
         load_recipes(write(tmp_path, "stage = []\n" + GOOD))

@@ -5,8 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from recipe_tui.core import config
 from recipe_tui.core.checks import CheckSpec, registry
 from tui_helpers import _passing, _raising, make_recipes
+
+
+@pytest.fixture(autouse=True)
+def test_check_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipes files of these tests name test-only checks (tui_helpers.EXTRA_ITEMS); the loader accepts
+    only known check ids (config.CHECK_IDS), so these are known for the duration of each test."""
+    monkeypatch.setattr(config, "CHECK_IDS", (*config.CHECK_IDS, "tui-test-pass", "tui-test-not-registered", "tui-test-boom"))
 
 
 @pytest.fixture

@@ -182,7 +182,8 @@ async def test_a_failing_job_becomes_an_error_mark_and_the_app_stays_up(tmp_path
 
 @pytest.mark.timeout(90)
 async def test_a_diverging_run_is_a_fail_with_its_reason(tmp_path):
-    recipes = make_recipes(tmp_path, steps=2000, lr="1e9", extra=False, train_extra='optimizer = "sgd"')
+    recipes = make_recipes(tmp_path, steps=2000, lr="10", extra=False,  # lr at most 10: decay makes it blow up
+                           train_extra='optimizer = "sgd", weight_decay = 10')
     app = RecipeApp(file=recipes, runs=tmp_path / "runs")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("t")
