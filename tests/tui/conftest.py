@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from recipe_tui.core.checks import CheckSpec, registry
+from recipe_tui.core.checks import registry
 from tui_helpers import _passing, _raising, make_recipes
 
 
 @pytest.fixture
 def fake_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Registered for one test only: other tests may list the registry and must not see them."""
-    monkeypatch.setitem(registry(), "tui-test-pass", CheckSpec("tui-test-pass", _passing))
-    monkeypatch.setitem(registry(), "tui-test-boom", CheckSpec("tui-test-boom", _raising))
+    monkeypatch.setitem(registry(), "tui-test-pass", _passing)
+    monkeypatch.setitem(registry(), "tui-test-boom", _raising)
 
 
 @pytest.fixture
