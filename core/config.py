@@ -17,7 +17,6 @@ from .validate import (INT64_MAX, ConfigError, KeyPath, Locator, build, check_ke
                        tables, tomllib, typed)
 
 TASKS = ("classification", "language-model", "regression")
-STATUSES = ("pass", "warn", "fail", "error", "skip")
 # An experiment's name becomes a folder under the runs dir: one path component of a safe alphabet,
 # starting with a letter or digit (no "..", "a/b", "/abs", ".hidden").
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")

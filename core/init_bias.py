@@ -8,7 +8,6 @@ batch with forward hooks: the last ``nn.Linear`` called whose ``out_features`` m
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,34 +15,9 @@ import torch.nn as nn
 from torch.utils.data import Dataset, Subset
 
 from .data import DataInfo, Splits, head, iter_batches, targets_of
+from .tasks import TargetStats, Task, task_of
 
 MAX_SCAN = 20000  # datasets without a targets attribute: labels read from at most this many samples
-
-
-@dataclass(frozen=True)
-class TargetStats:
-    """What an input-free predictor can know about the training targets."""
-
-    task: str
-    counts: torch.Tensor | None = None  # classification / language model: float64 count per class (token)
-    mean: torch.Tensor | None = None  # regression: per output, float64
-    var: torch.Tensor | None = None  # regression: per output (population variance)
-    n: int = 0  # targets counted (tokens for language models)
-
-    @property
-    def prior(self) -> torch.Tensor:
-        assert self.counts is not None
-        return self.counts / self.counts.sum().clamp(min=1)
-
-    def log_prior(self) -> torch.Tensor:
-        # Half a pseudo-count keeps classes absent from train finite (very unlikely, never -inf).
-        assert self.counts is not None
-        c = self.counts + 0.5
-        return (c / c.sum()).log()
-
-    def entropy(self) -> float:
-        p = self.prior[self.prior > 0]
-        return float(-(p * p.log()).sum())
 
 
 def all_targets(ds: Dataset, limit: int = MAX_SCAN) -> torch.Tensor:
@@ -62,31 +36,18 @@ def all_targets(ds: Dataset, limit: int = MAX_SCAN) -> torch.Tensor:
 _CACHE: "weakref.WeakKeyDictionary[Any, dict[tuple[str, int], TargetStats]]" = weakref.WeakKeyDictionary()
 
 
-def target_stats(ds: Dataset, task: str, info: DataInfo) -> TargetStats:
+def target_stats(ds: Dataset, task: str | Task, info: DataInfo) -> TargetStats:
     """Class (token) counts, or target mean/variance, of ``ds``; cached per dataset object, because every
     fresh model built with ``model.init_bias`` needs them and scanning labels can be slow."""
-    key = (task, info.ignore_index)
+    task = task_of(task)
+    key = (task.name, info.ignore_index)
     try:
         cached = _CACHE.setdefault(ds, {})
     except TypeError:  # a dataset that cannot be weakly referenced: no cache
         cached = {}
     if key not in cached:
-        cached[key] = _target_stats(ds, task, info)
+        cached[key] = task.target_stats(all_targets(ds), info)
     return cached[key]
-
-
-def _target_stats(ds: Dataset, task: str, info: DataInfo) -> TargetStats:
-    y = all_targets(ds)
-    if task == "regression":
-        y = y.double()
-        y = y.reshape(len(y), -1)
-        return TargetStats(task, mean=y.mean(0), var=y.var(0, unbiased=False), n=len(y))
-    y = y.long().reshape(-1)
-    if task == "language-model":
-        y = y[y != info.ignore_index]
-    y = y[y >= 0]
-    size = max(int(info.num_classes or 0), int(y.max()) + 1 if len(y) else 1)
-    return TargetStats(task, counts=torch.bincount(y, minlength=size).double(), n=len(y))
 
 
 def probe_batch(ds: Dataset, n: int = 4) -> torch.Tensor:
@@ -136,24 +97,17 @@ def find_final_linear(model: nn.Module, x: torch.Tensor, out_features: int) -> t
     return names[id(layer)], layer
 
 
-def bias_values(stats: TargetStats) -> torch.Tensor:
-    """Log priors (classification, language model) or the target mean (regression)."""
-    if stats.task == "regression":
-        assert stats.mean is not None
-        return stats.mean
-    return stats.log_prior()
-
-
-def apply_init_bias(model: nn.Module, splits: Splits, task: str) -> dict[str, Any]:
+def apply_init_bias(model: nn.Module, splits: Splits, task: str | Task) -> dict[str, Any]:
     """Set the final ``nn.Linear``'s bias to the log class priors (the target mean for regression).
 
     Returns what was done: ``{"layer", "kind", "out_features", "bias", "n"}``. Raises ``ValueError``
     with the reason when the final layer cannot be found or has no bias.
     """
+    task = task_of(task)
     stats = target_stats(splits.train, task, splits.info)
-    values = bias_values(stats)
+    values = task.bias_init(stats)
     name, layer = find_final_linear(model, probe_batch(splits.train), len(values))
     with torch.no_grad():
         layer.bias.copy_(values.to(dtype=layer.bias.dtype, device=layer.bias.device))
-    return {"layer": name, "kind": "mean" if task == "regression" else "log-prior", "out_features": len(values),
+    return {"layer": name, "kind": task.bias_kind, "out_features": len(values),
             "bias": [round(float(v), 4) for v in values[:64]], "n": stats.n}

@@ -65,25 +65,7 @@ def run_training(exp: Experiment | None, control: RunControl | None = None, runs
     from .models import build_initialized_model
     from .trainer import Trainer, resolve_device, seed_everything
 
-    checkpoint = None
-    if resume is not None:
-        try:
-            run = RunDir.open(resume)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"--resume {resume}: {exc}.") from None
-        exp = trusted_experiment(run.read_config(), known or {})
-        if overrides:
-            exp = apply_overrides(exp, overrides)
-            run.write_config(exp)
-        checkpoint = run.load_checkpoint()
-        if checkpoint is None:
-            raise ConfigError(f"--resume {resume}: no checkpoint.pt yet; nothing to continue from.")
-    else:
-        assert exp is not None
-        if overrides:
-            exp = apply_overrides(exp, overrides)
-        run = RunDir.create(runs_root, exp.name)
-        run.write_config(exp)
+    run, exp, checkpoint = _open_run(exp, runs_root, resume, overrides, known or {})
     control = (control or RunControl()).also(run.record)
     out = control.emit
     step = 0
@@ -113,6 +95,31 @@ def run_training(exp: Experiment | None, control: RunControl | None = None, runs
     if isinstance(result, Finished):
         return TrainOutcome(run.path, result.status, result.step, dict(result.final))
     return TrainOutcome(run.path, "failed", result.step, {}, result.reason)
+
+
+def _open_run(exp: Experiment | None, runs_root: str | Path, resume: str | Path | None, overrides: tuple[str, ...],
+              known: Mapping[str, Experiment]) -> tuple[RunDir, Experiment, dict[str, Any] | None]:
+    """(the run dir to write, its experiment, the checkpoint to continue from): a new run of ``exp``, or the run in
+    ``resume`` with its last checkpoint. The resolved experiment (overrides applied) is saved with the run."""
+    if resume is None:
+        assert exp is not None
+        if overrides:
+            exp = apply_overrides(exp, overrides)
+        run = RunDir.create(runs_root, exp.name)
+        run.write_config(exp)
+        return run, exp, None
+    try:
+        run = RunDir.open(resume)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"--resume {resume}: {exc}.") from None
+    exp = trusted_experiment(run.read_config(), known)
+    if overrides:
+        exp = apply_overrides(exp, overrides)
+        run.write_config(exp)
+    checkpoint = run.load_checkpoint()
+    if checkpoint is None:
+        raise ConfigError(f"--resume {resume}: no checkpoint.pt yet; nothing to continue from.")
+    return run, exp, checkpoint
 
 
 def latest_run(runs_root: str | Path, recipe: str) -> Path | None:

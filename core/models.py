@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from .config import ConfigError, Experiment, where
 from .data import DataInfo, Splits
 from .factory import import_factory
+from .tasks import task_of
 
 BUILTINS = ("linear", "mlp", "cnn", "char-mlp", "char-transformer")
 
@@ -49,9 +50,9 @@ def build_initialized_model(exp: Experiment, splits: Splits) -> nn.Module:
 
 
 def _out_features(exp: Experiment, info: DataInfo) -> int:
-    if exp.task == "regression":
-        return int(exp.model.kwargs.get("out_features", 1)) if not exp.model.factory else 1
-    return info.num_classes or 1
+    if task_of(exp.task).classes:
+        return info.num_classes or 1
+    return int(exp.model.kwargs.get("out_features", 1)) if not exp.model.factory else 1
 
 
 def _torchvision_model(exp: Experiment, info: DataInfo, out: int) -> nn.Module:

@@ -20,7 +20,7 @@ from .config import TrainConfig
 from .control import RunControl
 from .data import TensorPairs, iter_batches
 from .events import Checkpoint, Eval, Failed, Finished, LogLine, Step
-from .tasks import correct_and_count, first_tensor, loss_fn, metric_name
+from .tasks import Task, first_tensor, task_of
 
 
 def seed_everything(seed: int) -> None:
@@ -99,16 +99,16 @@ class BatchStream:
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, task: str, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
+    def __init__(self, model: nn.Module, task: str | Task, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
                  control: RunControl | None = None, save: Callable[[dict[str, Any]], Any] | None = None,
                  device: torch.device | None = None):
         self.device = device or resolve_device(cfg.device)
         self.model = model.to(self.device)
         self.control = control or RunControl()
-        self.task, self.cfg, self.emit, self.save = task, cfg, self.control.emit, save
+        self.task, self.cfg, self.emit, self.save = task_of(task), cfg, self.control.emit, save
         self.train_data, self.val_data = train_data, val_data
         self.stop, self.pause = self.control.stop, self.control.pause
-        self.loss_fn = loss_fn(task)
+        self.loss_fn = self.task.loss
         self.optimizer = make_optimizer(self.model, cfg)
         # bf16 where the hardware has it (CPU, NVIDIA compute ≥ 8); fp16 + GradScaler elsewhere: is_bf16_supported()
         # also says yes for emulated bf16 on V100/T4, which is slow.
@@ -121,7 +121,6 @@ class Trainer:
         self.last: dict[str, float | None] = {"loss": None, "lr": None, "grad_norm": None}
         params = [p for p in self.model.parameters() if p.is_floating_point()]
         self._input_dtype = params[0].dtype if params else None
-        self._long_targets = task in ("classification", "language-model")
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -151,9 +150,7 @@ class Trainer:
         """numpy-made batches: float64 inputs for a float32 model, int32 class labels."""
         if x.dtype == torch.float64 and self._input_dtype == torch.float32:
             x = x.float()
-        if self._long_targets and y.dtype != torch.int64:
-            y = y.long()
-        return x, y
+        return x, self.task.targets(y)
 
     @torch.no_grad()
     def evaluate(self, data: Dataset | None = None, split: str = "val") -> Eval | None:
@@ -169,13 +166,14 @@ class Trainer:
             x, y = self.batch(x, y)
             with self.autocast():
                 out = first_tensor(self.model(x))
-            right, n = correct_and_count(self.task, out.float(), y)
+            right, n = self.task.correct(out.float(), y)
             weight = n if n else len(y)
             total_loss += float(self.loss_fn(out.float(), y)) * weight
             total_right += float(right)
             total_n += weight
         self.model.train(was_training)
-        metrics = {"accuracy": total_right / max(1, total_n)} if metric_name(self.task) else {}
+        metric = self.task.metric
+        metrics = {metric: total_right / max(1, total_n)} if metric else {}
         self.evaluated_step = self.step
         event = Eval(step=self.step, split=split, loss=total_loss / max(1, total_n), metrics=metrics)
         self.emit(event)

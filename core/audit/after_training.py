@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from .progress import Ticker, TickFn
 from ..data import iter_batches
-from ..tasks import first_tensor
+from ..tasks import IGNORE_INDEX, Task, first_tensor, task_of
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,10 @@ class SampleLosses:
     token_pairs: np.ndarray | None = None  # language models: (m, 2) (target, predicted) token pairs
 
 
-def per_sample_losses(model: nn.Module, ds: Dataset, task: str, device: torch.device | str | None = None,
-                      batch_size: int = 512, ignore_index: int = -1, tick: TickFn | None = None) -> SampleLosses:
+def per_sample_losses(model: nn.Module, ds: Dataset, task: str | Task, device: torch.device | str | None = None,
+                      batch_size: int = 512, tick: TickFn | None = None) -> SampleLosses:
     """Evaluate ``model`` (in eval mode, restored afterwards) on every sample of ``ds``."""
+    task = task_of(task)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -41,26 +42,15 @@ def per_sample_losses(model: nn.Module, ds: Dataset, task: str, device: torch.de
         with torch.no_grad():
             for x, y in iter_batches(ds, batch_size):
                 x, y = x.to(device), y.to(device)
-                out = first_tensor(model(x))
-                if task == "classification":
-                    logp = F.log_softmax(out.float(), dim=-1)
-                    lp_given = logp.gather(1, y.view(-1, 1)).squeeze(1)
-                    top, arg = logp.max(1)
-                    losses.append(-lp_given)
+                out = first_tensor(model(x)).float()
+                losses.append(task.per_sample_loss(out, y))
+                if task.example_labels:
+                    lp_given = -losses[-1]
+                    top, arg = F.log_softmax(out, dim=-1).max(1)
                     given.append(y), pred.append(arg), conf.append(top.exp()), pgiven.append(lp_given.exp())
-                elif task == "language-model":
-                    logits = out.float()
-                    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=ignore_index,
-                                         reduction="none").view(y.shape)
-                    keep = y != ignore_index
-                    losses.append((ce * keep).sum(1) / keep.sum(1).clamp(min=1))
-                    pairs.append(torch.stack([y[keep], logits.argmax(-1)[keep]], 1))
-                else:
-                    o, t = out.float(), y.float()
-                    if o.shape != t.shape and o.numel() == t.numel():
-                        t = t.reshape(o.shape)  # as the training loss does: no (N,) vs (N, 1) broadcast
-                    err = (o - t) ** 2
-                    losses.append(err.reshape(len(err), -1).mean(1))
+                elif task.sequence:
+                    keep = y != IGNORE_INDEX
+                    pairs.append(torch.stack([y[keep], task.predict(out)[keep]], 1))
                 done += len(y)
                 ticker(done)
     finally:
@@ -102,21 +92,23 @@ def most_confused(cm: np.ndarray, class_names: tuple[str, ...] | list[str] = (),
     return [{"given": names[i], "predicted": names[j], "count": c} for c, i, j in off[:k]]
 
 
-def after_training_findings(model: nn.Module, splits: Any, task: str, k: int = 100, split: str = "val",
+def after_training_findings(model: nn.Module, splits: Any, task: str | Task, k: int = 100, split: str = "val",
                             device: torch.device | str | None = None, tick: TickFn | None = None) -> dict[str, Any]:
     """What the sample browser shows under "loss": top losses, the confusion matrix and the most confused pairs."""
     ds = dict(splits.items())[split]
     info = splits.info
-    losses = per_sample_losses(model, ds, task, device=device, ignore_index=info.ignore_index, tick=tick)
+    task = task_of(task)
+    losses = per_sample_losses(model, ds, task, device=device, tick=tick)
     out: dict[str, Any] = {"split": split, "top_losses": top_losses(losses, k, split),
                            "mean_loss": round(float(losses.loss.mean()), 6) if len(losses.loss) else None}
-    if task == "classification" and info.num_classes:
-        cm = confusion_matrix(losses.given, losses.predicted, info.num_classes)
-        out.update(confusion=cm.tolist(), most_confused=most_confused(cm, info.class_names),
-                   accuracy=round(float(np.trace(cm) / max(1, cm.sum())), 6))
-    elif task == "language-model" and losses.token_pairs is not None and info.num_classes:
-        cm = confusion_matrix(losses.token_pairs[:, 0], losses.token_pairs[:, 1], info.num_classes)
-        names = tuple(info.vocab) if info.vocab else info.class_names
+    pairs = None  # (given, predicted) per example, or per token for language models
+    if task.example_labels:
+        pairs = (losses.given, losses.predicted)
+    elif losses.token_pairs is not None:
+        pairs = (losses.token_pairs[:, 0], losses.token_pairs[:, 1])
+    if pairs is not None and info.num_classes:
+        cm = confusion_matrix(*pairs, info.num_classes)
+        names = tuple(info.vocab) if task.sequence and info.vocab else info.class_names
         out.update(confusion=cm.tolist(), most_confused=most_confused(cm, names),
                    accuracy=round(float(np.trace(cm) / max(1, cm.sum())), 6))
     return out

@@ -168,6 +168,36 @@ def _label_key(v: Any) -> Any:
     return a.item() if a.ndim == 0 else a.tobytes()
 
 
+class _Rows:
+    """The rows of every split's scan under one global row number, without concatenating the big arrays."""
+
+    def __init__(self, scans: dict[str, SplitScan]) -> None:
+        self.scans, self.names = scans, list(scans)
+        names = self.names
+        self.split_of = np.concatenate([np.full(len(scans[s].index), k) for k, s in enumerate(names)]) if names else np.zeros(0, int)
+        self.pos = np.concatenate([scans[s].index for s in names]) if names else np.zeros(0, np.int64)
+        self.hashes = np.concatenate([scans[s].hashes for s in names]) if names else np.zeros(0, "V16")
+        self.offsets = np.cumsum([0] + [len(scans[s].index) for s in names])
+
+    def label(self, r: int) -> Any:
+        """The label of global row ``r``."""
+        k = int(self.split_of[r])
+        y = self.scans[self.names[k]].y
+        return None if y is None else y[r - self.offsets[k]]
+
+    def rows(self, attr: str, ids: np.ndarray) -> np.ndarray:
+        """Global rows ``ids`` of a per-split array (``emb``, ``feat``)."""
+        k = np.searchsorted(self.offsets, ids, side="right") - 1
+        arrays = [getattr(self.scans[s], attr) for s in self.names]
+        width = next(a.shape[1] for a in arrays if a is not None)
+        out = np.empty((len(ids), width), dtype=np.float32)
+        for j, a in enumerate(arrays):
+            sel = k == j
+            if sel.any():  # an empty split has no array
+                out[sel] = a[ids[sel] - self.offsets[j]]
+        return out
+
+
 def find_duplicates(scans: dict[str, SplitScan], ratio: float = 0.1, tick: TickFn | None = None,
                     near: bool = True) -> dict[str, Any]:
     """Every group of identical or near-identical inputs across all splits, plus summary counts.
@@ -176,58 +206,47 @@ def find_duplicates(scans: dict[str, SplitScan], ratio: float = 0.1, tick: TickF
     the median nearest-neighbour distance (measured on a sample), and so is their distance in the
     finer feature space (so that coarse pooling cannot merge images that differ in detail).
     """
-    names = list(scans)
-    split_of = np.concatenate([np.full(len(scans[s].index), k) for k, s in enumerate(names)]) if names else np.zeros(0, int)
-    pos = np.concatenate([scans[s].index for s in names]) if names else np.zeros(0, np.int64)
-    hashes = np.concatenate([scans[s].hashes for s in names]) if names else np.zeros(0, "V16")
-    offsets = np.cumsum([0] + [len(scans[s].index) for s in names])
-    total = len(hashes)
-
-    def label(r: int) -> Any:  # the label of global row r
-        k = int(split_of[r])
-        y = scans[names[k]].y
-        return None if y is None else y[r - offsets[k]]
-
-    def rows(attr: str, ids: np.ndarray) -> np.ndarray:  # rows of a per-split array, without concatenating all
-        k = np.searchsorted(offsets, ids, side="right") - 1
-        width = next(getattr(scans[s], attr).shape[1] for s in names if getattr(scans[s], attr) is not None)
-        out = np.empty((len(ids), width), dtype=np.float32)
-        for j, s in enumerate(names):
-            sel = k == j
-            if sel.any():  # an empty split has no array
-                out[sel] = getattr(scans[s], attr)[ids[sel] - offsets[j]]
-        return out
-
+    table = _Rows(scans)
+    total = len(table.hashes)
     if total == 0:
-        return _report([], names, None, None, 0)
-
+        return _report([], table.names, None, None, 0)
     # Exact: equal digests. uniq_first[g] is the first row of hash group g (its representative).
-    _, uniq_first, inverse, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
-    n_uniq = len(uniq_first)
-    rep_label = np.arange(n_uniq)  # component of each representative (near merging below)
+    _, uniq_first, inverse = np.unique(table.hashes, return_index=True, return_inverse=True)
+    rep_label = np.arange(len(uniq_first))  # component of each representative (near merging below)
     median = threshold = None
-    embs = [scans[s].emb for s in names if len(scans[s].index)]  # an empty split has no embedding to give
-    if near and embs and all(e is not None for e in embs) and n_uniq > 2:
-        emb = rows("emb", uniq_first)
-        ok = np.isfinite(emb).all(1)
-        ok_idx = np.nonzero(ok)[0]
-        e = np.ascontiguousarray(emb[ok_idx], dtype=np.float32)
-        if len(e) > 2:
-            q, nn, dist = sample_nearest(e, tick=tick)
-            median = float(np.median(dist))
-            threshold = ratio * median
-            pairs = near_pairs(e, threshold, tick=tick) if threshold > 0 else np.zeros((0, 2), np.int64)
-            if len(pairs) and all(scans[s].feat is not None for s in names):
-                # Confirm in the finer feature space, on the same relative scale.
-                glob = uniq_first[ok_idx]  # representative → global row
-                fscale = float(np.median(np.linalg.norm(rows("feat", glob[q]) - rows("feat", glob[nn]), axis=1)))
-                fd = np.linalg.norm(rows("feat", glob[pairs[:, 0]]) - rows("feat", glob[pairs[:, 1]]), axis=1)
-                pairs = pairs[fd < ratio * fscale] if fscale > 0 else pairs[:0]
-            if len(pairs):
-                comp = components(len(e), pairs)
-                rep_label[ok_idx] = ok_idx[comp]
+    embs = [scans[s].emb for s in table.names if len(scans[s].index)]  # an empty split has no embedding to give
+    if near and embs and all(e is not None for e in embs) and len(uniq_first) > 2:
+        median, threshold = _merge_near(table, uniq_first, rep_label, ratio, tick)
+    return _report(_groups(table, inverse, rep_label), table.names, median, threshold, total)
 
-    # Members of each component: every row whose hash group's representative is in it.
+
+def _merge_near(table: _Rows, uniq_first: np.ndarray, rep_label: np.ndarray, ratio: float,
+                tick: TickFn | None) -> tuple[float | None, float | None]:
+    """Put near-identical representatives into one component (in ``rep_label``); (median distance, threshold)."""
+    emb = table.rows("emb", uniq_first)
+    ok_idx = np.nonzero(np.isfinite(emb).all(1))[0]
+    e = np.ascontiguousarray(emb[ok_idx], dtype=np.float32)
+    if len(e) <= 2:
+        return None, None
+    q, nn, dist = sample_nearest(e, tick=tick)
+    median = float(np.median(dist))
+    threshold = ratio * median
+    pairs = near_pairs(e, threshold, tick=tick) if threshold > 0 else np.zeros((0, 2), np.int64)
+    if len(pairs) and all(table.scans[s].feat is not None for s in table.names):
+        # Confirm in the finer feature space, on the same relative scale.
+        glob = uniq_first[ok_idx]  # representative → global row
+        feat = lambda ids: table.rows("feat", glob[ids])  # noqa: E731
+        fscale = float(np.median(np.linalg.norm(feat(q) - feat(nn), axis=1)))
+        fd = np.linalg.norm(feat(pairs[:, 0]) - feat(pairs[:, 1]), axis=1)
+        pairs = pairs[fd < ratio * fscale] if fscale > 0 else pairs[:0]
+    if len(pairs):
+        rep_label[ok_idx] = ok_idx[components(len(e), pairs)]
+    return median, threshold
+
+
+def _groups(table: _Rows, inverse: np.ndarray, rep_label: np.ndarray) -> list[Group]:
+    """Members of each component with more than one row: every row whose hash group's representative is in it."""
+    n_uniq = len(rep_label)
     row_comp = rep_label[inverse]
     in_group = np.nonzero(np.bincount(row_comp, minlength=n_uniq)[row_comp] > 1)[0]
     order = in_group[np.argsort(row_comp[in_group], kind="stable")]
@@ -236,12 +255,12 @@ def find_duplicates(scans: dict[str, SplitScan], ratio: float = 0.1, tick: TickF
     reps_per_comp = np.bincount(rep_label, minlength=n_uniq)
     for chunk in (np.split(order, bounds) if len(order) else []):
         comp = row_comp[chunk[0]]
-        members = [(names[split_of[r]], int(pos[r])) for r in chunk]
-        labs = [label(r) for r in chunk]
+        members = [(table.names[table.split_of[r]], int(table.pos[r])) for r in chunk]
+        labs = [table.label(r) for r in chunk]
         keys = {_label_key(v) for v in labs if v is not None}
         kind = "exact" if reps_per_comp[comp] == 1 else "near"
         groups.append(Group(kind, members, [_jsonable(v) for v in labs], len(keys) > 1))
-    return _report(groups, names, median, threshold, total)
+    return groups
 
 
 def _jsonable(v: Any) -> Any:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 
-def _shape_key(shape: Sequence[int]) -> str:
+def shape_key(shape: Sequence[int]) -> str:
     return "x".join(str(int(s)) for s in shape) or "scalar"
 
 
@@ -46,7 +46,7 @@ def hash_rows(x: torch.Tensor, finite: bool | None = None) -> np.ndarray:
     global _POOL
     rows = canonical_rows(x, finite)
     base = hashlib.sha256()
-    base.update(f"{rows.dtype.str}:{_shape_key(x.shape[1:])}:".encode())
+    base.update(f"{rows.dtype.str}:{shape_key(x.shape[1:])}:".encode())
     workers = max(1, min(4, torch.get_num_threads()))
     if workers == 1 or len(rows) < 256 or rows[0].nbytes < 2048:  # hashlib only releases the GIL for ≥ 2 KiB
         return np.frombuffer(_digest_rows(base, rows), dtype="V16")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..events import CheckResult
+from ..checks.verdict import Verdict
 from .cache import AuditCache, cache_key, fingerprint_splits
 from .scan import SplitScan, scan_splits
 
@@ -45,16 +45,16 @@ def cache_dir(ctx: "CheckContext") -> Path:
     return inside(ctx.runs_root, ".cache", "audit")
 
 
-def cached_check(ctx: "CheckContext", check_id: str, params: dict[str, Any],
-                 compute: Callable[[], CheckResult]) -> CheckResult:
-    """``compute()`` unless a result for the same data, check and ``params`` is on disk; stores verdicts."""
-    key = cache_key(data_fingerprint(ctx), check_id, params)
+def cached_check(ctx: "CheckContext", name: str, params: dict[str, Any],
+                 compute: Callable[[], Verdict]) -> Verdict:
+    """``compute()`` unless a verdict for the same data, check ``name`` and ``params`` is on disk; stores
+    verdicts (pass, warn, fail), never skips or errors."""
+    key = cache_key(data_fingerprint(ctx), name, params)
     cache = AuditCache(cache_dir(ctx))
     hit = cache.get(key)
-    if hit is not None and hit.get("id") == check_id:
-        return CheckResult(id=check_id, status=hit["status"], summary=hit["summary"],
-                           metrics={**hit.get("metrics", {}), "cached": True}, hint=hit.get("hint", ""))
-    res = compute()
-    if res.status in ("pass", "warn", "fail"):
-        cache.put(key, res.public())
-    return res
+    if hit is not None and hit.get("id") == name:
+        return Verdict(hit["status"], hit["summary"], {**hit.get("metrics", {}), "cached": True}, hit.get("hint", ""))
+    v = compute()
+    if v.status in ("pass", "warn", "fail"):
+        cache.put(key, {"id": name, "status": v.status, "summary": v.summary, "metrics": v.metrics, "hint": v.hint})
+    return v

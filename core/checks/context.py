@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
     from ..data import Splits
+    from ..tasks import Task
 
 
 CheckStopped = Stopped  # raised by ``ctx.tick`` when the user stopped the job; the check ends as ``skip``
@@ -47,9 +48,11 @@ class CheckContext:
         seed_everything(self.exp.train.seed if seed is None else seed)
         return build_initialized_model(self.exp, self.splits()).to(self.device)
 
-    def loss_fn(self):
-        from ..tasks import loss_fn
-        return loss_fn(self.exp.task)
+    @property
+    def task(self) -> "Task":
+        """What the recipe's task means for the loss, the metric and the targets."""
+        from ..tasks import task_of
+        return task_of(self.exp.task)
 
     @property
     def emit(self) -> Emit:

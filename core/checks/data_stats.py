@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import CheckResult
-from . import check, result
 from .context import CheckContext
-
-SCALE_LIMIT = 10.0  # inputs with |mean| or std above this have not been scaled
+from .limits import unscaled
+from .verdict import Verdict
 
 
 def _fmt(v: float | None) -> str:
@@ -19,14 +17,13 @@ def _where(bad: list[dict[str, Any]], limit: int = 6) -> str:
     return shown + (f" and {len(bad) - limit} more" if len(bad) > limit else "")
 
 
-@check("data-stats", "Per-split statistics")
-def data_stats_check(ctx: CheckContext) -> CheckResult:
+def check(ctx: CheckContext) -> Verdict:
     from ..audit.pipeline import audit_scans, audit_splits, cached_check
     from ..audit.stats import SHIFT_LIMIT, data_stats, describe_shape
 
     info = audit_splits(ctx).info
 
-    def compute() -> CheckResult:
+    def compute() -> Verdict:
         scans = audit_scans(ctx)
         vocab_size = len(info.vocab) if info.vocab else (info.num_classes if info.kind == "sequence" else None)
         m = data_stats(scans, vocab=info.vocab, vocab_size=vocab_size)
@@ -49,9 +46,9 @@ def data_stats_check(ctx: CheckContext) -> CheckResult:
         bad = m["bad"]
         if bad:
             kinds = sorted({b["problem"] for b in bad})
-            return result("data-stats", "fail", f"{desc}; {len(bad)} bad sample(s) ({', '.join(kinds)}): {_where(bad)}.", m,
-                          "Fix or drop them before training: a single NaN/Inf input turns the loss into NaN, and a sample "
-                          "that fails to load stops the training loop. The full list is under metrics.bad in --json.")
+            return Verdict("fail", f"{desc}; {len(bad)} bad sample(s) ({', '.join(kinds)}): {_where(bad)}.", m,
+                           "Fix or drop them before training: a single NaN/Inf input turns the loss into NaN, and a sample "
+                           "that fails to load stops the training loop. The full list is under metrics.bad in --json.")
         problems, hints = [], []
         if m["inconsistent_shapes"]:
             shapes = {name: list(d["shapes"]) for name, d in m["splits"].items()}
@@ -65,13 +62,12 @@ def data_stats_check(ctx: CheckContext) -> CheckResult:
             problems.append("channel means shift from train: " + ", ".join(f"{s} by {v:.2f} train std" for s, v in shifted.items()))
             hints.append("The held-out data is distributed differently from train: check its preprocessing and how it was split.")
         ch = train.get("model_input") or train.get("channels")
-        if ch and info.kind != "sequence" and any(
-                (v is not None and abs(v) > SCALE_LIMIT) for v in list(ch["mean"]) + list(ch["std"])):
+        if ch and info.kind != "sequence" and unscaled(ch["mean"], ch["std"]):
             problems.append("inputs are not scaled (the model sees values in the hundreds or more)")
             hints.append("Scale inputs to about unit range (e.g. /255, then standardise per channel).")
         if problems:
-            return result("data-stats", "warn", f"{desc}; but {'; '.join(problems)}.", m, " ".join(hints))
-        return result("data-stats", "pass", f"{desc}; no NaN/Inf, no load errors.", m,
-                      "Now look at the samples themselves (the sample browser, key b): scan thousands of them.")
+            return Verdict("warn", f"{desc}; but {'; '.join(problems)}.", m, " ".join(hints))
+        return Verdict("pass", f"{desc}; no NaN/Inf, no load errors.", m,
+                       "Now look at the samples themselves (the sample browser, key b): scan thousands of them.")
 
     return cached_check(ctx, "data-stats", {}, compute)

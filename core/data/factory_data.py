@@ -5,6 +5,7 @@ import torch
 
 from ..config import ConfigError, Experiment, where
 from ..factory import import_factory
+from ..tasks import task_of
 from . import DataInfo, Splits, targets_of
 
 
@@ -30,7 +31,7 @@ def infer_info(ds, task: str) -> DataInfo:
     x = torch.as_tensor(x)
     num_classes = None
     classes = tuple(str(c) for c in getattr(ds, "classes", ()) or ())
-    if task in ("classification", "language-model"):
+    if task_of(task).classes:
         if classes:
             num_classes = len(classes)
         else:
@@ -42,5 +43,5 @@ def infer_info(ds, task: str) -> DataInfo:
             classes = tuple(str(i) for i in range(num_classes))
     # Token sequences only for language models: integer inputs of a classifier are uint8 images (C, H, W) or
     # integer features, whose values are not token ids (no vocabulary to be out of).
-    kind = "sequence" if task == "language-model" else ("image" if x.dim() == 3 else "tabular")
+    kind = "sequence" if task_of(task).sequence else ("image" if x.dim() == 3 else "tabular")
     return DataInfo(kind=kind, input_shape=tuple(x.shape), num_classes=num_classes, class_names=classes)

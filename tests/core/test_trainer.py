@@ -150,8 +150,9 @@ def test_models_with_several_outputs_train_like_the_checks_see_them():
 
 @pytest.mark.timeout(60)
 def test_regression_targets_of_shape_n1_do_not_broadcast():
-    from recipe_tui.core.tasks import regression_loss
+    from recipe_tui.core.tasks import task_of
 
+    regression_loss = task_of("regression").loss
     out, y = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([[1.0], [2.0], [3.0]])
     assert regression_loss(out, y).item() == 0.0  # broadcasting (3,) against (3, 1) would give 4/3
     assert regression_loss(y, out).item() == 0.0

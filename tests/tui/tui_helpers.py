@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from recipe_tui.core.checks import result
+from recipe_tui.core.checks import Verdict
 from recipe_tui.core.config import shipped_recipes_path
 
 # Checks that exist only in the tests: a pass with evidence and progress, and one that raises.
@@ -39,7 +39,7 @@ guidance = "Its check raises RuntimeError."
 
 def _passing(ctx: Any):
     ctx.tick("tui-test-pass", 1, 2)
-    return result("tui-test-pass", "pass", "all good here", {"evidence_value": 1.5}, hint="Nothing to do.")
+    return Verdict("pass", "all good here", {"evidence_value": 1.5}, hint="Nothing to do.")
 
 
 def _raising(ctx: Any):

@@ -98,3 +98,21 @@ def test_the_installed_command_runs_stage_2_on_a_user_recipe(recipes):
     assert_shape(doc, "softmax", ["overfit-batch", "batch-independence"])
     assert [i["status"] for i in doc["items"]] == ["fail", "pass"]
     assert "overfit-batch" in proc.stderr  # progress goes to stderr, the document alone to stdout
+
+
+@pytest.mark.parametrize("tables, says", [
+    ('data = { source = "digits" }\nmodel = { factory = "no_such_models:net" }', "no module named 'no_such_models'"),
+    ('data = { source = "imagefolder", path = "no-such-images" }\nmodel = { name = "mlp" }', "no such folder"),
+])
+def test_check_on_bad_configuration_is_one_sentence_and_exit_2(recipes, capsys, tables, says):
+    """A factory module that does not exist or a missing image folder is bad configuration, not a check error."""
+    path = recipes.parent / "bad.toml"
+    path.write_text(recipes.read_text() + f'\n[recipe.bad]\ntask = "classification"\n{tables}\n')
+    code = main(["--file", str(path), "check", "data-stats", "init-loss", "overfit-batch", "--recipe", "bad", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""  # no result document: nothing was checked
+    errors = [line for line in err.splitlines() if line.startswith("recipe-tui: ")]
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0]), err  # progress lines may come before it
+    assert says in errors[0] and "recipe.bad" in errors[0], errors[0]
+    assert "Traceback" not in err and "\n" not in errors[0]

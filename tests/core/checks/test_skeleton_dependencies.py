@@ -97,13 +97,13 @@ def test_causality_skips_classifiers():
 
 
 def test_change_by_position_follows_the_time_axis():
-    from recipe_tui.core.checks.skeleton_dependencies import _change_by_position
+    from recipe_tui.core.checks.tracing import change_by_position
 
     base = torch.zeros(2, 5, 3)
     other = base.clone()
     other[0, 3, 1] = 2.0
-    change = _change_by_position(base, other, 1)
+    change = change_by_position(base, other, 1)
     assert change.tolist() == [0.0, 0.0, 0.0, 2.0, 0.0]
     # A channels-first layout (B, C, T): the time axis is the last one.
-    change = _change_by_position(base.transpose(1, 2), other.transpose(1, 2), 2)
+    change = change_by_position(base.transpose(1, 2), other.transpose(1, 2), 2)
     assert change.tolist() == [0.0, 0.0, 0.0, 2.0, 0.0]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from skeleton_zoo import NAMES, context, experiment, run, zoo
 
-from recipe_tui.core.checks.skeleton_training import achievable
+from recipe_tui.core.tasks import task_of
 
 pytestmark = pytest.mark.timeout(120)
 FAST = {"zero_input_steps": 100}
@@ -88,13 +88,13 @@ def test_achievable_matches_a_hand_computation():
     # Inputs 0 and 1 are identical with labels 3 and 4: at best p = 1/2 each, accuracy 3 of 4.
     x = torch.tensor([[1.0, 2.0], [1.0, 2.0], [0.0, 5.0], [7.0, 7.0]])
     y = torch.tensor([3, 4, 1, 0])
-    loss, acc = achievable("classification", x, y, -1)
+    loss, acc = task_of("classification").achievable(x, y)
     assert loss == pytest.approx(2 * math.log(2) / 4)
     assert acc == pytest.approx(0.75)
     # Language model: both sequences start with token 0 and continue differently; position 2 is padding.
     xs = torch.tensor([[0, 5, 6], [0, 7, 8]])
     ys = torch.tensor([[5, 6, -1], [7, 8, -1]])
-    loss, acc = achievable("language-model", xs, ys, -1)
+    loss, acc = task_of("language-model").achievable(xs, ys)
     assert loss == pytest.approx(2 * math.log(2) / 4) and acc == pytest.approx(0.75)
 
 

@@ -1,21 +1,24 @@
-"""Helpers shared by the stage-2 ("set up the skeleton") checks. Registers no check itself."""
+"""Helpers shared by the stage-2 ("set up the skeleton") checks: batches as the trainer draws them, a few
+optimizer steps, fresh models, target statistics, and number formatting for summaries."""
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
 from ..data import head
-from ..init_bias import TargetStats, target_stats
-from ..tasks import first_tensor
+from ..init_bias import target_stats
+from ..tasks import TargetStats, first_tensor
 from .context import CheckContext
 
-__all__ = ["first_tensor", "fresh_model", "train_batches", "first_batch", "eval_split", "stats", "num",
-           "fmt", "names_list", "pick_batch_size", "output_of", "train_steps", "is_lm"]
+__all__ = ["fresh_model", "train_batches", "first_batch", "eval_split", "stats", "num", "fmt", "names_list",
+           "pick_batch_size", "output_of", "train_steps", "curve"]
+
+OnStep = Callable[[int, torch.Tensor, float], bool]  # (step, outputs, loss) → True to stop early
 
 
 def num(x: Any, digits: int = 6) -> Any:
@@ -33,10 +36,6 @@ def fmt(x: float) -> str:
 def names_list(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(f"'{n}'" for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def is_lm(ctx: CheckContext) -> bool:
-    return ctx.exp.task == "language-model"
 
 
 def fresh_model(ctx: CheckContext, seed: int | None = None, init_bias: bool | None = None) -> nn.Module:
@@ -75,7 +74,7 @@ def stats(ctx: CheckContext) -> TargetStats:
     key = f"skeleton.target_stats:{ctx.exp.name}:{ctx.exp.task}"
     if key not in ctx.cache:
         splits = ctx.splits()
-        ctx.cache[key] = target_stats(splits.train, ctx.exp.task, splits.info)
+        ctx.cache[key] = target_stats(splits.train, ctx.task, splits.info)
     return ctx.cache[key]
 
 
@@ -97,24 +96,36 @@ def pick_batch_size(shape: tuple[int, ...], n_available: int, preferred: int = 8
 
 
 def train_steps(ctx: CheckContext, model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], steps: int,
-                lr: float, task: str, transform=None) -> list[float]:
-    """``steps`` optimizer steps (the recipe's optimizer, constant ``lr``); the loss of every step."""
+                lr: float, label: str, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                on_step: OnStep | None = None) -> list[float]:
+    """Up to ``steps`` optimizer steps (the recipe's optimizer, constant ``lr``) in train mode; the loss of
+    every step. Ends early on a non-finite loss, or when ``on_step(step, outputs, loss)`` returns True
+    (it may switch the model to eval mode to look, and must switch it back)."""
     from ..trainer import make_optimizer
     opt = make_optimizer(model, dataclasses.replace(ctx.exp.train, lr=lr))
-    loss_fn = ctx.loss_fn()
+    loss_fn = ctx.task.loss
     model.train()
     losses = []
     for step in range(steps):
-        ctx.tick(task, step, steps)
+        ctx.tick(label, step, steps)
         x, y = next(batches)
         if transform is not None:
             x = transform(x)
-        loss = loss_fn(output_of(model, x), y)
+        out = output_of(model, x)
+        loss = loss_fn(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         value = float(loss.detach())
         losses.append(value)
-        if not math.isfinite(value):
+        if not math.isfinite(value) or (on_step is not None and on_step(step, out.detach(), value)):
             break
     return losses
+
+
+def curve(values: list[float], points: int = 50) -> list[Any]:
+    """A loss curve downsampled (by striding) to at most ``points`` values, for the TUI."""
+    if len(values) <= points:
+        return [num(v, 5) for v in values]
+    stride = len(values) / points
+    return [num(values[min(len(values) - 1, int(i * stride))], 5) for i in range(points)] + [num(values[-1], 5)]

@@ -1,0 +1,59 @@
+"""Running checks: each verdict becomes the public ``CheckResult`` event, stamped with the check's id."""
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Callable
+
+from ..config import ConfigError
+from ..events import CheckResult, CheckStarted, LogLine
+from .context import CheckContext, CheckStopped
+from .verdict import Verdict
+
+Check = Callable[[CheckContext], Verdict]
+
+STOPPED = "stopped before it finished."  # the summary of a check the user stopped (a skip, not a verdict)
+NOT_AUTOMATED = Verdict("skip", "not automated yet: this item has no check in this version.",
+                        hint="Work through it by hand, using the item's guidance.")
+
+
+def registry() -> dict[str, Check]:
+    """Every check by its public id (stages.py lists them). Imported on first use: checks import torch."""
+    from .stages import CHECKS
+    return CHECKS
+
+
+def verdict_of(check: Check | None, check_id: str, ctx: CheckContext) -> Verdict:
+    """The check's verdict; anything it raises (the user's code included) becomes an ``error`` verdict.
+    ``ConfigError`` is bad configuration, not a verdict: it propagates (the CLI exits 2 with its sentence)."""
+    if check is None:
+        return NOT_AUTOMATED
+    try:
+        return check(ctx)
+    except CheckStopped:
+        return Verdict("skip", STOPPED)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        ctx.emit(LogLine(f"{check_id}: {type(exc).__name__}: {exc}", level="error", detail=traceback.format_exc()))
+        return Verdict("error", f"{type(exc).__name__}: {exc}", hint="The model or data raised; the traceback is in the log.")
+
+
+def run_check(check_id: str, ctx: CheckContext) -> CheckResult:
+    """Run one check and emit its result (``CheckStarted`` first); the result's metrics gain ``seconds``."""
+    ctx.emit(CheckStarted(id=check_id))
+    t0 = time.perf_counter()
+    v = verdict_of(registry().get(check_id), check_id, ctx)
+    res = CheckResult(id=check_id, status=v.status, summary=v.summary,
+                      metrics={**v.metrics, "seconds": round(time.perf_counter() - t0, 3)}, hint=v.hint)
+    ctx.emit(res)
+    return res
+
+
+def run_checks(check_ids: list[str], ctx: CheckContext) -> list[CheckResult]:
+    results = []
+    for check_id in check_ids:
+        if ctx.stop.is_set():
+            break
+        results.append(run_check(check_id, ctx))
+    return results

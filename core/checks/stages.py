@@ -1,0 +1,37 @@
+"""Every automated check, by stage, under its public id (the ids recipes.toml items name; a public contract).
+
+One place to read them all; a new check is a new module with ``def check(ctx) -> Verdict`` and one line here.
+"""
+from __future__ import annotations
+
+from . import (baselines, batch_independence, batch_view, causality, data_balance, data_duplicates, data_labels,
+               data_outliers, data_stats, eval_mode, grad_flow, init_loss, init_well, output_range, overfit_batch,
+               seed, zero_input)
+from .runner import Check
+
+# 1 Inspect the data
+STAGE_1: dict[str, Check] = {
+    "data-stats": data_stats.check,
+    "class-balance": data_balance.check,
+    "duplicates": data_duplicates.check,
+    "outliers": data_outliers.check,
+    "label-issues": data_labels.check,
+}
+
+# 2 Set up the skeleton
+STAGE_2: dict[str, Check] = {
+    "seed": seed.check,
+    "init-loss": init_loss.check,
+    "init-bias": init_well.check,
+    "zero-input": zero_input.check,
+    "overfit-batch": overfit_batch.check,
+    "batch-independence": batch_independence.check,
+    "causality": causality.check,
+    "batch-view": batch_view.check,
+    "baselines": baselines.check,
+    "eval-mode": eval_mode.check,
+    "grad-flow": grad_flow.check,
+    "output-range": output_range.check,
+}
+
+CHECKS: dict[str, Check] = {**STAGE_1, **STAGE_2}
