@@ -119,7 +119,7 @@ def error_text(exc: BaseException) -> tuple[str, str]:
 
 def load(job: Job, exp: Experiment, runs: Path, data: Future, post: Post) -> None:
     """The last run's curves, then the data (``data`` gets the splits, or None when loading failed)."""
-    def body() -> None:
+    def body() -> Any:
         try:
             history = bridge.load_history(exp, runs)
         except bridge.UnreadableHistory as exc:  # it must not keep the data from loading
@@ -128,16 +128,16 @@ def load(job: Job, exp: Experiment, runs: Path, data: Future, post: Post) -> Non
             if history is not None:
                 post(HistoryLoaded(*history))
         if job.control.stopped:
-            return
+            return None
         splits, summary = bridge.load_splits(exp)
         post(DataLoaded(summary, splits))
-        data.set_result(splits)
+        return splits
 
+    splits = None
     try:
-        bridge.run_detachable(body, job.control.stop, 0.2)
+        splits = bridge.run_detachable(body, job.control.stop, 0.2)
     finally:
-        if not data.done():
-            data.set_result(None)
+        data.set_result(splits)  # here, not in body: a detached body must not resolve it a second time
 
 
 def check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, data: Future, post: Post) -> None:

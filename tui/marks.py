@@ -1,4 +1,5 @@
-"""Status marks of checklist items, shared by the checklist, the detail pane, the dataset pane and help.
+"""Status marks of checklist items, shared by the checklist, the detail pane, the dataset pane and help;
+and the helpers that style rich text with a widget's component classes.
 
 Single-cell characters whose East-Asian width is not "ambiguous" where possible, so columns line up
 in tmux and in terminals set to treat ambiguous characters as wide. Their colours are the
@@ -6,6 +7,8 @@ in tmux and in terminals set to treat ambiguous characters as wide. Their colour
 its ``COMPONENT_CLASSES`` and passes itself to ``mark``.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 from rich.style import Style
 from rich.text import Text
@@ -35,3 +38,9 @@ def mark(status: str, widget: Widget) -> Text:
 def styled(widget: Widget, component: str) -> Style:
     """A component class's style, or no style before the widget has its CSS (before mount)."""
     return widget.get_component_rich_style(component, partial=True, default=Style.null())
+
+
+def follow_theme(widget: Widget, redraw: Callable[[], object]) -> None:
+    """Call ``redraw`` after the theme changed (call from ``on_mount``): text that a widget styled with
+    its component classes keeps the old colours until it is built again."""
+    widget.app.theme_changed_signal.subscribe(widget, lambda _: widget.call_after_refresh(redraw))

@@ -27,7 +27,7 @@ from tui_helpers import wait_for
 pytestmark = pytest.mark.timeout(90)
 
 
-async def test_a_flood_of_events_is_drained_in_batches_at_most_ten_times_a_second(recipes, tmp_path):
+async def test_a_flood_of_events_is_drained_in_batches_at_a_bounded_rate(recipes, tmp_path):
     app = RecipeApp(file=recipes, runs=tmp_path / "runs")
     async with app.run_test(size=(100, 30)) as pilot:
         home = app.home
@@ -96,11 +96,22 @@ async def test_nothing_runs_on_the_ui_thread_while_the_app_is_idle(recipes, tmp_
         assert not calls, calls.most_common(5)
 
 
-async def test_colours_come_from_the_stylesheet(recipes, tmp_path):
+async def test_colours_come_from_the_stylesheet_and_follow_the_theme(recipes, tmp_path):
     app = RecipeApp(file=recipes, runs=tmp_path / "runs")
-    async with app.run_test(size=(120, 40)):
+    async with app.run_test(size=(120, 40)) as pilot:
         assert app.query_one("#chart-loss", Plot).line_colors() == ((80, 160, 255), (255, 160, 40))
-        success = Color.parse(app.theme_variables["text-success"])
-        passed = mark("pass", app.query_one(Checklist)).style
-        assert passed.color.triplet == success.rgb and passed.bold
-        assert mark("pending", app.query_one(Checklist)).style.dim
+        checklist = app.query_one(Checklist)
+        assert mark("pending", checklist).style.dim
+
+        def seed_mark_color() -> tuple[int, int, int]:
+            return checklist.get_node_at_line(checklist.cursor_line).label.spans[0].style.color.triplet
+
+        checklist.set_status("seed", "pass")
+        checklist.select_item("seed")
+        dark = Color.parse(app.theme_variables["text-success"]).rgb
+        assert mark("pass", checklist).style.bold and seed_mark_color() == dark
+        app.theme = "textual-light"
+        await pilot.pause()
+        light = Color.parse(app.theme_variables["text-success"]).rgb
+        assert light != dark
+        await wait_for(pilot, lambda: seed_mark_color() == light, what="the checklist in the new theme's colours")

@@ -27,10 +27,11 @@ from ..run_state import RunState
 from ..widgets.checklist import Checklist
 from ..widgets.dataset import DatasetPane
 from ..widgets.item_detail import ItemDetail
-from .run_screen import Handler, RunScreen, final_metrics, short_path
+from .run_screen import Handler, RunScreen, metrics_text, short_path
 
 
 class MainScreen(RunScreen, inherit_bindings=False):
+    # All five here, in the footer's order (an inherited l would come first).
     BINDINGS = [
         Binding("t", "train", "Train", id="app.train"),
         Binding("s", "stop", "Stop", id="app.stop"),
@@ -223,7 +224,7 @@ class MainScreen(RunScreen, inherit_bindings=False):
 
     def show_finished(self, e: Finished) -> None:
         super().show_finished(e)
-        self.results.train_finished(e, self.state.total, self.state.run_dir, final_metrics(e))
+        self.results.train_finished(e, self.state.total, self.state.run_dir, metrics_text(e.final))
 
     def show_failed(self, e: Failed) -> None:
         super().show_failed(e)

@@ -16,6 +16,7 @@ from textual.containers import Grid
 from textual.reactive import reactive
 from textual.timer import Timer
 
+from ..marks import follow_theme
 from ..run_state import RunState
 from .plot import Line, Plot
 
@@ -42,6 +43,9 @@ class Charts(Grid):
 
     def compose(self) -> ComposeResult:
         yield from self.plots
+
+    def on_mount(self) -> None:
+        follow_theme(self, lambda: self.show(self.state))  # the line colours come from app.tcss
 
     def data_changed(self) -> None:
         """New points arrived (the app calls this from its drain). No polling timer: every wake-up of

@@ -16,7 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from recipe_tui.core.config import RecipesFile
 
-from ..marks import MARK_CLASSES, mark, styled
+from ..marks import MARK_CLASSES, follow_theme, mark, styled
 
 DONE = ("pass", "ticked")
 
@@ -69,6 +69,7 @@ class Checklist(Tree[Ref]):
 
     def on_mount(self) -> None:
         self._relabel_all()  # now in the colours of app.tcss
+        follow_theme(self, self._relabel_all)
         self.move_cursor_to_line(1)  # the first item, not the first stage heading…
         self.call_after_refresh(self.scroll_home, animate=False)  # …with that heading still in view
 

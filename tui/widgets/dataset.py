@@ -11,7 +11,7 @@ from textual.widgets import Static
 from recipe_tui.core.events import CheckResult
 
 from ..bridge import DataSummary
-from ..marks import MARK_CLASSES, mark, styled
+from ..marks import MARK_CLASSES, follow_theme, mark, styled
 
 MAX_CLASSES = 40  # beyond this the histogram shows the most and least frequent classes only
 
@@ -61,6 +61,9 @@ class DatasetPane(VerticalScroll):
             parts.append(_histogram(s, self.content_size.width, styled(self, "dataset--bar")) if s.histograms
                          else Text(s.note, style="dim"))
         self.body.update(Group(*parts))
+
+    def on_mount(self) -> None:
+        follow_theme(self, self._redraw)
 
     def on_resize(self) -> None:
         self._redraw()  # bar lengths follow the pane's width

@@ -18,7 +18,7 @@ from textual.widgets import Static
 from recipe_tui.core.config import Item
 from recipe_tui.core.events import CheckResult
 
-from ..marks import MARK_CLASSES, MARKS, mark
+from ..marks import MARK_CLASSES, MARKS, follow_theme, mark
 
 HIDDEN_METRICS = {"samples"}  # batch-view's captured examples: drawn by batch_preview, not listed
 
@@ -36,7 +36,11 @@ class ItemDetail(VerticalScroll):
         yield self.body
 
     def on_mount(self) -> None:
-        if self._shown is not None:  # filled in before mount: again, with the marks in app.tcss's colours
+        self._reshow()  # filled in before mount: again, with the marks in app.tcss's colours
+        follow_theme(self, self._reshow)
+
+    def _reshow(self) -> None:
+        if self._shown is not None:
             self.show(*self._shown)
 
     def show(self, item: Item, stage: str, status: str, result: CheckResult | None = None,

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import RichLog
 
-from ..marks import styled
+from ..marks import follow_theme, styled
 
 LEVELS = ("info", "warning", "error")  # each a component class run-log--<level> (app.tcss)
 KEEP = 1000
@@ -43,6 +43,9 @@ class RunLog(RichLog):
         entry = Entry(time.time() if when is None else when, level, message, detail)
         self.entries.append(entry)
         self.write(self._render_entry(entry))
+
+    def on_mount(self) -> None:
+        follow_theme(self, self._rewrite)
 
     def action_toggle_details(self) -> None:
         self.unfolded = not self.unfolded
