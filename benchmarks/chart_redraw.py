@@ -17,13 +17,14 @@ import sys
 import time
 
 from recipe_tui.tui.series import MinMaxSeries
-from recipe_tui.tui.widgets.charts import BLUE, GREEN, GREY, ORANGE, VIOLET
 from recipe_tui.tui.widgets.plot import Line, Plot
 
-PLOTS = [("loss", [Line("train", "train_loss", BLUE), Line("val", "val_loss", ORANGE)]),
-         ("val accuracy", [Line("val", "metric", GREEN)]),
-         ("learning rate", [Line("lr", "lr", VIOLET)]),
-         ("grad norm", [Line("grad norm", "grad_norm", GREY)])]
+# The app takes the line colours from app.tcss; drawing costs the same whatever they are.
+BLUE, ORANGE, GREEN, VIOLET, GREY = (80, 160, 255), (255, 160, 40), (90, 200, 120), (190, 130, 255), (200, 200, 200)
+PLOTS = [("loss", [Line("train", "train_loss"), Line("val", "val_loss")], (BLUE, ORANGE)),
+         ("val accuracy", [Line("val", "metric")], (GREEN,)),
+         ("learning rate", [Line("lr", "lr")], (VIOLET,)),
+         ("grad norm", [Line("grad norm", "grad_norm")], (GREY,))]
 
 
 def history(n: int, seed: int = 0, pure_noise: bool = False) -> dict[str, MinMaxSeries]:
@@ -51,13 +52,13 @@ def redraw_seconds(small: dict[str, MinMaxSeries], big: dict[str, MinMaxSeries],
                    repeats: int) -> tuple[float, float]:
     """Median time of one redraw of the four charts, small and big history measured alternately so that
     the machine's load affects both alike."""
-    plots = [Plot(title, lines) for title, lines in PLOTS]
+    plots = [(Plot(title, lines), colors) for title, lines, colors in PLOTS]
     times: dict[int, list[float]] = {0: [], 1: []}
     for r in range(repeats + 1):
         for k, series in ((0, small), (1, big)) if r % 2 else ((1, big), (0, small)):
             t0 = time.perf_counter()
-            for p in plots:
-                p.draw(series, w, h, log_y=False)
+            for p, colors in plots:
+                p.draw(series, w, h, log_y=False, colors=colors)
             if r:  # the first round warms imports and caches
                 times[k].append(time.perf_counter() - t0)
     return statistics.median(times[0]), statistics.median(times[1])

@@ -1,38 +1,52 @@
-"""Between worker threads and the UI: a queue the workers append to and the UI drains on a timer,
-plus the bodies of the jobs the app runs (load, check, train, watch).
+"""Between worker threads and the UI, without Textual: the event queue, and the bodies of the jobs
+the app runs (load, check, train, browse, watch) as plain functions of what they are given.
 
-Workers never touch widgets: they call ``queue.emit(event)`` (a deque append, ~0.1 µs, never blocks
-the trainer) and the UI takes everything at once at ≤10 Hz. Besides the core events the queue carries
-a few UI-side notes (``JobEnded``, ``DataLoaded``, ``HistoryLoaded``); they travel in the same queue
-so they arrive in order with the events around them. No textual import here: tests drive it plainly.
+Workers never touch widgets: they call ``emit(event)`` (a deque append that never blocks the trainer).
+The first event after the UI drained the queue calls ``wake`` once (the screen posts itself a Textual
+message); the UI then takes everything at once. No textual import here: tests drive it plainly.
 """
 from __future__ import annotations
 
 import json
 import threading
 from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from recipe_tui.core.config import Experiment
 from recipe_tui.core.control import RunControl
-from recipe_tui.core.events import Event, LogLine, event_from_dict
+from recipe_tui.core.events import Event, event_from_dict
 
 from .run_state import RunState, replay
 
 
 class EventQueue:
-    """Many producers, one consumer. ``deque.append``/``popleft`` are atomic in CPython, so no lock."""
+    """Many producers, one consumer. ``deque.append``/``popleft`` are atomic in CPython, so no lock.
 
-    def __init__(self) -> None:
+    ``wake`` is called by the first ``emit`` after a ``drain`` started, i.e. when the queue goes from
+    drained to non-empty: at most once per drain however many events arrive, and never while idle.
+    The flag is cleared *before* the queue is emptied, so an event appended during a drain either is
+    taken by it or wakes the consumer again: no event is left behind without a wake-up.
+    """
+
+    def __init__(self, wake: Callable[[], object] | None = None) -> None:
         self._items: deque[Any] = deque()
+        self.wake: Callable[[], object] = wake if wake is not None else (lambda: None)
+        self._woken = False
 
     def emit(self, event: Any) -> None:
         self._items.append(event)
+        if not self._woken:
+            self._woken = True
+            self.wake()
 
     def drain(self, limit: int = 100_000) -> list[Any]:
-        """Everything queued so far (up to ``limit``, so one tick can never stall the UI for long)."""
+        """Everything queued so far (up to ``limit``, so one drain can never stall the UI for long;
+        the caller drains again while ``len`` is not zero)."""
+        self._woken = False
         out = []
         pop = self._items.popleft
         try:
@@ -46,14 +60,6 @@ class EventQueue:
         return len(self._items)
 
 
-# ------------------------------------------------------------------------------- UI-side notes
-
-
-@dataclass(frozen=True)
-class JobEnded:
-    job_id: int
-
-
 @dataclass(frozen=True)
 class DataSummary:
     kind: str
@@ -63,18 +69,6 @@ class DataSummary:
     sizes: tuple[tuple[str, int], ...]  # (split, samples)
     histograms: dict[str, list[int]] = field(default_factory=dict)  # split → count per class/token
     note: str = ""  # why there is no histogram
-
-
-@dataclass(frozen=True)
-class DataLoaded:
-    summary: DataSummary
-    splits: Any  # core.data.Splits, handed to check jobs so they do not load the data again
-
-
-@dataclass(frozen=True)
-class HistoryLoaded:
-    state: RunState
-    run_dir: str
 
 
 # ------------------------------------------------------------------------------- job bodies
@@ -108,30 +102,47 @@ def run_detachable(fn: Any, stop: threading.Event, grace_s: float) -> Any:
     return out.get("result")
 
 
-def load_job(exp: Experiment, runs_root: str | Path, emit: Any, stop: threading.Event) -> None:
-    """After the first frame: the last run's curves, the check registry (imports torch), then the data."""
+def wait_for_data(data: Future, stop: threading.Event) -> bool:
+    """Jobs started while the data loads wait for it: two loads at once would download into the same
+    folder (cifar10's first run) and hold the data twice. False when the job was stopped meanwhile.
+    ``data`` holds the splits, or None when the load failed (the job then loads and reports itself)."""
+    while not wait_futures([data], timeout=0.05).done:
+        if stop.is_set():
+            return False
+    return True
+
+
+class UnreadableHistory(Exception):
+    """The last run's events.jsonl could not be read; the message says which file and why."""
+
+
+def load_history(exp: Experiment, runs_root: str | Path) -> tuple[RunState, str] | None:
+    """The last run's curves, or None when there is no run yet. An unfinished run is ``interrupted``:
+    the process that wrote it is gone."""
     from recipe_tui.core.jobs import latest_run
     from recipe_tui.core.rundir import EVENTS, read_events
 
     run = latest_run(runs_root, exp.name)
-    if run is not None:
-        try:
-            state = replay(read_events(run / EVENTS))
-        except Exception as exc:  # a damaged or newer-format history must not keep the data from loading
-            emit(LogLine(f"could not read the last run's events ({run / EVENTS}): {type(exc).__name__}: {exc}",
-                         "warning"))
-        else:
-            if state.active:
-                state.status = "interrupted"  # nothing writes it any more: the process that did is gone
-            emit(HistoryLoaded(state, str(run)))
-    if stop.is_set():
-        return
+    if run is None:
+        return None
+    try:
+        state = replay(read_events(run / EVENTS))
+    except Exception as exc:  # damaged, or written by a newer version
+        raise UnreadableHistory(f"could not read the last run's events ({run / EVENTS}): "
+                                f"{type(exc).__name__}: {exc}") from exc
+    if state.active:
+        state.status = "interrupted"
+    return state, str(run)
+
+
+def load_splits(exp: Experiment) -> tuple[Any, DataSummary]:
+    """After the first frame: the check registry (imports torch), plotext, then the data and its summary."""
     from recipe_tui.core.checks import registry
     registry()
     import plotext._figure  # noqa: F401  (warms the import so the first chart does not stall the UI)
     from recipe_tui.core.data import load_data
     splits = load_data(exp)
-    emit(DataLoaded(summarize_data(splits, exp.task), splits))
+    return splits, summarize_data(splits, exp.task)
 
 
 def summarize_data(splits: Any, task: str) -> DataSummary:
@@ -164,21 +175,36 @@ def summarize_data(splits: Any, task: str) -> DataSummary:
                        class_names=tuple(info.class_names), sizes=sizes, histograms=hists, note=note)
 
 
-def check_job(exp: Experiment, check_ids: list[str], emit: Any, stop: threading.Event, runs_root: str | Path,
+def check_job(exp: Experiment, check_ids: list[str], control: RunControl, runs_root: str | Path,
               splits: Any = None) -> None:
     """The same code path as ``recipe-tui check``: results arrive as CheckStarted/CheckResult events."""
     from recipe_tui.core.checks import CheckContext, run_checks
 
-    ctx = CheckContext(exp=exp, control=RunControl(emit=emit, stop=stop), runs_root=str(runs_root))
-    if splits is not None:
-        ctx._splits = splits  # the app already loaded them once; checks only read them
+    # The app already loaded the splits once; checks only read them. (CheckContext takes them only
+    # through its ``_splits`` field for now.)
+    ctx = CheckContext(exp=exp, control=control, runs_root=str(runs_root), _splits=splits)
     run_checks(check_ids, ctx)
 
 
-def train_job(exp: Experiment, emit: Any, stop: threading.Event, pause: threading.Event, runs_root: str | Path) -> Any:
+def train_job(exp: Experiment, control: RunControl, runs_root: str | Path) -> Any:
     from recipe_tui.core.jobs import run_training
 
-    return run_training(exp, RunControl(emit=emit, stop=stop, pause=pause), runs_root=runs_root)
+    return run_training(exp, control, runs_root=runs_root)
+
+
+def losses_of_last_run(exp: Experiment, runs: Path, splits: Any, tick: Any) -> dict[str, Any] | None:
+    """``after_training_findings`` of the newest run's checkpoint, or None when there is none yet.
+
+    The model is built from the recipes file the app opened (``exp``): a run dir only says which of its
+    settings were used, never which code to run."""
+    from recipe_tui.core.audit import after_training_findings
+    from recipe_tui.core.jobs import latest_run, load_trained_model
+
+    run = latest_run(runs, exp.name)
+    if run is None or not (run / "checkpoint.pt").is_file():
+        return None
+    run_exp, model, splits = load_trained_model(run, {exp.name: exp}, splits)
+    return after_training_findings(model, splits, run_exp.task, tick=tick)
 
 
 # ------------------------------------------------------------------------------- watch mode
@@ -222,33 +248,20 @@ class EventTail:
                 self.bad_lines += 1
 
 
-def watch_job(run_dir: str | Path, emit: Any, stop: threading.Event, poll_s: float = 0.25) -> None:
-    """Follow a run another process writes: its history in one piece, then each new event."""
+def watch_job(run_dir: str | Path, control: RunControl, on_history: Callable[[RunState], object],
+              poll_s: float = 0.25) -> None:
+    """Follow a run another process writes: its history in one piece (``on_history``), then each new
+    event through ``control.emit``, until ``control.stop`` is set."""
     run_dir = Path(run_dir)
     tail = EventTail(run_dir / "events.jsonl")
     state = replay(tail.read_new())
     if tail.path.exists():  # when the writer last wrote, not when we read it: a dead run must not look live
         state.last_event_time = tail.path.stat().st_mtime
-    emit(HistoryLoaded(state, str(run_dir)))
+    on_history(state)
     reported = 0
-    while not stop.wait(poll_s):
+    while not control.stop.wait(poll_s):
         for event in tail.read_new():
-            emit(event)
+            control.emit(event)
         if tail.bad_lines > reported:
-            emit(LogLine(f"skipped {tail.bad_lines - reported} unreadable line(s) in {tail.path}", level="warning"))
+            control.log(f"skipped {tail.bad_lines - reported} unreadable line(s) in {tail.path}", "warning")
             reported = tail.bad_lines
-
-
-def losses_of_last_run(exp: Experiment, runs: Path, splits: Any, tick: Any) -> dict[str, Any] | None:
-    """``after_training_findings`` of the newest run's checkpoint, or None when there is none yet.
-
-    The model is built from the recipes file the app opened (``exp``): a run dir only says which of its
-    settings were used, never which code to run."""
-    from recipe_tui.core.audit import after_training_findings
-    from recipe_tui.core.jobs import latest_run, load_trained_model
-
-    run = latest_run(runs, exp.name)
-    if run is None or not (run / "checkpoint.pt").is_file():
-        return None
-    run_exp, model, splits = load_trained_model(run, {exp.name: exp}, splits)
-    return after_training_findings(model, splits, run_exp.task, tick=tick)

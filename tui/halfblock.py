@@ -100,9 +100,10 @@ def render_image(image: Any, width: int | None = None, vmin: float | None = None
 
 
 def render_tokens(ids: Sequence[int] | Any, vocab: str | None = None, valid: Sequence[bool] | Any | None = None,
-                  pad: str = "·") -> Text:
-    """Token ids as text: characters of ``vocab`` when given (ids outside it in red), else the numbers;
-    positions where ``valid`` is False (padding) are dimmed."""
+                  pad: str = "·", bad_style: Style | str = "bold reverse") -> Text:
+    """Token ids as text: characters of ``vocab`` when given (ids outside it in ``bad_style``, which the
+    sample browser takes from app.tcss), else the numbers; positions where ``valid`` is False (padding)
+    are dimmed."""
     ids = [int(v) for v in _as_array(ids).reshape(-1)]
     ok = [True] * len(ids) if valid is None else [bool(v) for v in _as_array(valid).reshape(-1)]
     text = Text(no_wrap=False)
@@ -113,7 +114,7 @@ def render_tokens(ids: Sequence[int] | Any, vocab: str | None = None, valid: Seq
             elif 0 <= t < len(vocab):
                 text.append(vocab[t], "bold")
             else:
-                text.append(f"⟨{t}⟩", "bold red")
+                text.append(f"⟨{t}⟩", bad_style)
         else:
             if i:
                 text.append(" ")
@@ -122,14 +123,15 @@ def render_tokens(ids: Sequence[int] | Any, vocab: str | None = None, valid: Seq
 
 
 def render_sample(x: Any, width: int | None = None, vocab: str | None = None, valid: Any = None,
-                  vmin: float | None = None, vmax: float | None = None, max_rows: int | None = None) -> Text:
+                  vmin: float | None = None, vmax: float | None = None, max_rows: int | None = None,
+                  bad_style: Style | str = "bold reverse") -> Text:
     """An input as the sample browser shows it: images as half blocks, integer sequences as tokens,
     other vectors as numbers."""
     a = _as_array(x)
     if a.ndim >= 2 and min(a.shape[-2:]) >= 2:  # 2-D and up is an image, whatever its dtype
         return render_image(a, width, vmin, vmax, max_rows)
     if np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.bool_):
-        return render_tokens(a, vocab, valid)
+        return render_tokens(a, vocab, valid, bad_style=bad_style)
     flat = a.reshape(-1)
     shown = " ".join(f"{v:.4g}" for v in flat[:64]) + (f" … ({flat.size} values)" if flat.size > 64 else "")
     return Text(shown)

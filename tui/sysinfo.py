@@ -1,15 +1,16 @@
-"""Machine load for the status line: per-GPU utilisation and memory through NVML, else CPU and RAM.
+"""Machine load for the status line: per-GPU utilisation and memory through NVML, else CPU and RAM through
+psutil (Linux, macOS, Windows alike), and this process's own memory either way.
 
-CPU and RAM come from /proc (Linux) so there is no psutil dependency; on systems without /proc the
-reading is simply empty. NVML start-up (library load, init) takes tens of milliseconds, so ``start``
-is meant for a worker thread; ``sample`` is cheap enough for a 1 Hz timer on the UI thread.
+NVML start-up (library load, init) takes tens of milliseconds, so ``start`` is meant for a worker thread;
+``sample`` is cheap (a few system calls) and runs on the UI thread from a 1 Hz timer.
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+import psutil
 
 GiB = 1024 ** 3
 
@@ -28,14 +29,15 @@ class SysReading:
     cpu: float | None = None  # percent of all cores since the previous sample
     ram_used: int | None = None  # bytes (total minus available)
     ram_total: int | None = None
+    process_rss: int | None = None  # this process's resident memory (the app, and training inside it)
 
 
 class SysSampler:
-    def __init__(self, proc: str | Path = "/proc") -> None:
-        self.proc = Path(proc)
+    def __init__(self) -> None:
         self._nvml: Any = None
         self._handles: list[Any] = []
-        self._prev_cpu: tuple[int, int] | None = None
+        self._process = psutil.Process()
+        self._cpu_primed = False  # psutil's first cpu_percent() has nothing to compare with
         self._lock = threading.Lock()  # start() runs in a worker, sample() on the UI thread
 
     def start(self) -> None:
@@ -63,12 +65,25 @@ class SysSampler:
         return bool(self._handles)
 
     def sample(self) -> SysReading:
+        rss = self._rss()
         with self._lock:
             gpus = tuple(self._gpu(i, h) for i, h in enumerate(self._handles)) if self._nvml else ()
         if gpus:
-            return SysReading(gpus=gpus)
-        used, total = self._ram()
-        return SysReading(cpu=self._cpu(), ram_used=used, ram_total=total)
+            return SysReading(gpus=gpus, process_rss=rss)
+        cpu = psutil.cpu_percent(interval=None)  # since the previous call: never blocks
+        cpu_known, self._cpu_primed = self._cpu_primed, True
+        try:
+            mem = psutil.virtual_memory()
+            used, total = mem.total - mem.available, mem.total
+        except (OSError, RuntimeError):
+            used = total = None
+        return SysReading(cpu=cpu if cpu_known else None, ram_used=used, ram_total=total, process_rss=rss)
+
+    def _rss(self) -> int | None:
+        try:
+            return int(self._process.memory_info().rss)
+        except (psutil.Error, OSError):
+            return None
 
     def _gpu(self, index: int, handle: Any) -> GpuReading:
         nvml = self._nvml
@@ -83,38 +98,19 @@ class SysSampler:
             used = total = 0
         return GpuReading(index=index, util=util, mem_used=used, mem_total=total)
 
-    def _cpu(self) -> float | None:
-        try:
-            fields = (self.proc / "stat").read_text().split("\n", 1)[0].split()[1:]
-            values = [int(v) for v in fields]
-        except (OSError, ValueError, IndexError):
-            return None
-        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-        total = sum(values[:8])  # guest time is already inside user/nice
-        prev, self._prev_cpu = self._prev_cpu, (idle, total)
-        if prev is None or total <= prev[1]:
-            return None  # the first reading has nothing to compare with
-        return 100.0 * (1 - (idle - prev[0]) / (total - prev[1]))
-
-    def _ram(self) -> tuple[int | None, int | None]:
-        try:
-            info = {}
-            for line in (self.proc / "meminfo").read_text().splitlines():
-                key, _, rest = line.partition(":")
-                info[key] = int(rest.split()[0]) * 1024
-            return info["MemTotal"] - info["MemAvailable"], info["MemTotal"]
-        except (OSError, ValueError, KeyError, IndexError):
-            return None, None
-
 
 def format_reading(r: SysReading) -> str:
-    """``GPU0 87% 12.3/80G`` per GPU, else ``CPU 42% RAM 3.1/15.6G``; empty when nothing is known."""
-    if r.gpus:
-        return "  ".join(f"GPU{g.index} {'–' if g.util is None else f'{g.util:.0f}%'} "
-                         f"{g.mem_used / GiB:.1f}/{g.mem_total / GiB:.0f}G" for g in r.gpus)
+    """``GPU0 87% 12.3/80G`` per GPU, else ``CPU 42% RAM 3.1/15.6G``, then ``proc 1.2G`` (this process's
+    memory); empty when nothing is known."""
     parts = []
-    if r.cpu is not None:
-        parts.append(f"CPU {r.cpu:.0f}%")
-    if r.ram_used is not None and r.ram_total:
-        parts.append(f"RAM {r.ram_used / GiB:.1f}/{r.ram_total / GiB:.1f}G")
+    if r.gpus:
+        parts += [f"GPU{g.index} {'–' if g.util is None else f'{g.util:.0f}%'} "
+                  f"{g.mem_used / GiB:.1f}/{g.mem_total / GiB:.0f}G" for g in r.gpus]
+    else:
+        if r.cpu is not None:
+            parts.append(f"CPU {r.cpu:.0f}%")
+        if r.ram_used is not None and r.ram_total:
+            parts.append(f"RAM {r.ram_used / GiB:.1f}/{r.ram_total / GiB:.1f}G")
+    if r.process_rss is not None:
+        parts.append(f"proc {r.process_rss / GiB:.1f}G")
     return "  ".join(parts)

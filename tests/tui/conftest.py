@@ -7,7 +7,7 @@ import pytest
 
 from recipe_tui.core import config
 from recipe_tui.core.checks import registry
-from tui_helpers import _passing, _raising, make_recipes
+from tui_helpers import make_recipes, passing_check, raising_check
 
 
 @pytest.fixture(autouse=True)
@@ -20,8 +20,8 @@ def test_check_ids(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fake_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Registered for one test only: other tests may list the registry and must not see them."""
-    monkeypatch.setitem(registry(), "tui-test-pass", _passing)
-    monkeypatch.setitem(registry(), "tui-test-boom", _raising)
+    monkeypatch.setitem(registry(), "tui-test-pass", passing_check)
+    monkeypatch.setitem(registry(), "tui-test-boom", raising_check)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from recipe_tui.core.events import Eval, RunStarted, Step
 from recipe_tui.core.jobs import latest_run
 from recipe_tui.core.rundir import read_events
 from recipe_tui.tui.app import RecipeApp
+from recipe_tui.tui.screens.main_screen import MainScreen
 from recipe_tui.tui.widgets.checklist import Checklist, Ref
 from recipe_tui.tui.widgets.help_screen import HelpScreen
 from recipe_tui.tui.widgets.item_detail import ItemDetail
@@ -41,7 +42,7 @@ async def test_navigate_the_checklist_and_see_guidance(recipes, tmp_path):
         for _ in range(6):
             await pilot.press("j")
         assert checklist.selected() == Ref(2)
-        assert all(name in app.recipes.stages[i].title for i, name in enumerate(STAGES))
+        assert all(name in app.home.recipes.stages[i].title for i, name in enumerate(STAGES))
 
 
 @pytest.mark.timeout(90)
@@ -53,10 +54,10 @@ async def test_run_items_pass_skip_and_error(recipes, tmp_path, fake_checks):
         for item_id, expected in (("tui-pass", "pass"), ("tui-missing", "skip"), ("tui-boom", "error")):
             checklist.select_item(item_id)
             await pilot.press("enter")
-            await wait_for(pilot, lambda: app.job is None and checklist.status(item_id) == expected, what=item_id)
+            await wait_for(pilot, lambda: app.home.jobs.current is None and checklist.status(item_id) == expected, what=item_id)
         text = detail_text(app)  # tui-boom is selected: its detail shows the traceback
         assert "RuntimeError: boom from the test check" in text and "Traceback" in text
-        assert any("boom from the test check" in m for m in app.run_log.messages())
+        assert any("boom from the test check" in m for m in app.home.run_log.messages())
         checklist.select_item("tui-pass")
         await wait_for(pilot, lambda: app.query_one("#detail").border_title == "tui-pass", what="the detail")
         text = detail_text(app)
@@ -106,26 +107,26 @@ async def test_train_live_then_stop_writes_a_checkpoint_and_reopen_restores_curv
         checklist = app.query_one(Checklist)
         await pilot.press("t")
         assert checklist.status("train") == "running"
-        await wait_for(pilot, lambda: app.state.step >= 100, what="100 training steps")
-        first_step = app.state.step
-        await wait_for(pilot, lambda: app.charts.builds > 0 and len(app.state.series["val_loss"]) >= 1,
+        await wait_for(pilot, lambda: app.home.state.step >= 100, what="100 training steps")
+        first_step = app.home.state.step
+        await wait_for(pilot, lambda: app.home.charts.builds > 0 and len(app.home.state.series["val_loss"]) >= 1,
                        what="charts drawn from live data")
         await wait_for(pilot, lambda: "● training  step" in screen_text(app), what="the status line")
-        await wait_for(pilot, lambda: app.state.step > first_step, what="the step count to move")
+        await wait_for(pilot, lambda: app.home.state.step > first_step, what="the step count to move")
         assert any(ch in app.query_one("#chart-loss", Plot).render().plain for ch in "⠁⠂⠄⡀⢀⠈⠐⠠⣀")
         await pilot.press("p")
-        assert app.state.status == "paused"
-        await wait_for(pilot, lambda: any(m.startswith("paused at step") for m in app.run_log.messages()), what="pause")
-        paused_at = app.state.step
+        assert app.home.state.status == "paused"
+        await wait_for(pilot, lambda: any(m.startswith("paused at step") for m in app.home.run_log.messages()), what="pause")
+        paused_at = app.home.state.step
         await pilot.pause(0.5)
-        assert app.state.step == paused_at  # the trainer waits
+        assert app.home.state.step == paused_at  # the trainer waits
         await pilot.press("p")
-        assert app.state.status == "training"
-        await wait_for(pilot, lambda: app.state.step > paused_at, what="training to resume")
+        assert app.home.state.status == "training"
+        await wait_for(pilot, lambda: app.home.state.step > paused_at, what="training to resume")
         await pilot.press("s")
-        await wait_for(pilot, lambda: app.job is None, timeout=20, what="the trainer to stop")
-        assert app.state.status == "stopped" and checklist.status("train") == "skip"
-        stopped_at = app.state.step
+        await wait_for(pilot, lambda: app.home.jobs.current is None, timeout=20, what="the trainer to stop")
+        assert app.home.state.status == "stopped" and checklist.status("train") == "skip"
+        stopped_at = app.home.state.step
         assert 0 < stopped_at < 200_000
     run = latest_run(runs, "digits-mlp")
     assert (run / "checkpoint.pt").is_file()
@@ -135,9 +136,9 @@ async def test_train_live_then_stop_writes_a_checkpoint_and_reopen_restores_curv
 
     again = RecipeApp(file=recipes, runs=runs)
     async with again.run_test(size=(160, 50)) as pilot:
-        await wait_for(pilot, lambda: again.state.step == stopped_at, what="the last run's curves")
-        assert again.state.status == "stopped" and len(again.state.series["train_loss"]) >= 10
-        await wait_for(pilot, lambda: again.charts.builds > 0, what="restored charts drawn")
+        await wait_for(pilot, lambda: again.home.state.step == stopped_at, what="the last run's curves")
+        assert again.home.state.status == "stopped" and len(again.home.state.series["train_loss"]) >= 10
+        await wait_for(pilot, lambda: again.home.charts.builds > 0, what="restored charts drawn")
         assert again.query_one(Checklist).status("train") == "skip"
 
 
@@ -148,8 +149,8 @@ async def test_quit_while_training_stops_the_worker_and_leaves_a_consistent_run(
     app = RecipeApp(file=recipes, runs=runs)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("t")
-        await wait_for(pilot, lambda: app.state.step >= 50, what="training to run")
-        worker = next(w for w, job in app._jobs.items() if job.kind == "train")
+        await wait_for(pilot, lambda: app.home.state.step >= 50, what="training to run")
+        worker = next(w for w in app.workers if w.name == "train")
         t0 = time.monotonic()
         await pilot.press("q")
         await wait_for(pilot, lambda: app.return_code is not None, timeout=15, what="the app to exit")
@@ -171,8 +172,8 @@ async def test_a_failing_job_becomes_an_error_mark_and_the_app_stays_up(tmp_path
         dataset = app.query_one("#dataset")
         await wait_for(pilot, lambda: "did not load" in plain(dataset.body.content), what="the data load error")
         await pilot.press("t")
-        await wait_for(pilot, lambda: checklist.status("train") == "error" and app.job is None, what="train error")
-        assert any(m.startswith("train failed: ConfigError") for m in app.run_log.messages())
+        await wait_for(pilot, lambda: checklist.status("train") == "error" and app.home.jobs.current is None, what="train error")
+        assert any(m.startswith("train failed: ConfigError") for m in app.home.run_log.messages())
         checklist.select_item("train")
         await wait_for(pilot, lambda: app.query_one("#detail").border_title == "train", what="the detail")
         assert "unknown data source 'no-such-source'" in detail_text(app)
@@ -189,7 +190,7 @@ async def test_a_diverging_run_is_a_fail_with_its_reason(tmp_path):
         await pilot.press("t")
         checklist = app.query_one(Checklist)
         await wait_for(pilot, lambda: checklist.status("train") == "fail", what="the run to fail")
-        assert app.state.status == "failed" and "loss became" in app.state.reason
+        assert app.home.state.status == "failed" and "loss became" in app.home.state.reason
         checklist.select_item("train")
         await wait_for(pilot, lambda: app.query_one("#detail").border_title == "train", what="the detail")
         assert "Lower the learning rate" in detail_text(app)
@@ -204,7 +205,7 @@ async def test_batch_view_shows_the_captured_batch(tmp_path, recipe, drawn):
         checklist = app.query_one(Checklist)
         checklist.select_item("batch-view")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.job is None and checklist.status("batch-view") in ("pass", "warn"),
+        await wait_for(pilot, lambda: app.home.jobs.current is None and checklist.status("batch-view") in ("pass", "warn"),
                        what="the batch-view check")
         text = detail_text(app)
         assert "the batch as the model gets it" in text and drawn in text and "x_shape" in text
@@ -212,11 +213,11 @@ async def test_batch_view_shows_the_captured_batch(tmp_path, recipe, drawn):
 
 def _feed(app: RecipeApp, steps: int) -> None:
     """Events as a trainer would emit them, straight into the app's queue."""
-    app.queue.emit(RunStarted(run_dir="r", recipe="digits-mlp", device="cpu", steps=steps))
+    app.home.queue.emit(RunStarted(run_dir="r", recipe="digits-mlp", device="cpu", steps=steps))
     for s in range(10, steps + 1, 10):
-        app.queue.emit(Step(step=s, loss=2.3 / (1 + s / 100), lr=3e-3, grad_norm=1 + (s % 70) / 10, steps_per_s=500.0))
+        app.home.queue.emit(Step(step=s, loss=2.3 / (1 + s / 100), lr=3e-3, grad_norm=1 + (s % 70) / 10, steps_per_s=500.0))
         if s % 100 == 0:
-            app.queue.emit(Eval(step=s, split="val", loss=2.5 / (1 + s / 100), metrics={"accuracy": s / steps}))
+            app.home.queue.emit(Eval(step=s, split="val", loss=2.5 / (1 + s / 100), metrics={"accuracy": s / steps}))
 
 
 @pytest.mark.timeout(60)
@@ -224,7 +225,7 @@ async def test_layout_at_80x24_and_250x70_and_resizes(recipes, tmp_path):
     app = RecipeApp(file=recipes, runs=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
         _feed(app, 2000)
-        await wait_for(pilot, lambda: app.state.step == 2000, what="events drained")
+        await wait_for(pilot, lambda: app.home.state.step == 2000, what="events drained")
         loss_plot = app.query_one("#chart-loss", Plot)
         await wait_for(pilot, lambda: "no data yet" not in loss_plot.render().plain, what="the loss chart")
         await wait_for(pilot, lambda: "step 2,000/2,000" in screen_text(app) and "t Train" in screen_text(app),
@@ -240,7 +241,7 @@ async def test_layout_at_80x24_and_250x70_and_resizes(recipes, tmp_path):
         await wait_for(pilot, lambda: lr_plot.display and lr_plot.content_size.width > 60, what="the lr chart")
         await wait_for(pilot, lambda: "no data yet" not in lr_plot.render().plain, what="lr chart at the new size")
         await pilot.press("l")
-        assert app.charts.log_y and app.query_one("#chart-loss", Plot).border_subtitle == "log"
+        assert app.home.charts.log_y and app.query_one("#chart-loss", Plot).border_subtitle == "log"
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: len(screen_text(app).split("\n")) == 24 and "Inspect the data" in screen_text(app),
                        what="the small layout again")
@@ -257,13 +258,14 @@ async def test_watch_mode_follows_a_run_and_disables_training_keys(tmp_path):
         RecipeApp(watch=tmp_path / "nope")
     app = RecipeApp(watch=run, runs=tmp_path / "runs")
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.state.step == 100, what="the history")
-        assert not app.query("#checklist") and app.check_action("train", ()) is False
+        await wait_for(pilot, lambda: app.home.state.step == 100, what="the history")
+        keys = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert not app.query("#checklist") and "train" not in keys and "log_y" in keys
         with open(run / "events.jsonl", "a") as f:  # the torn line completes, then one more
             f.write('ep": 110, "loss": 0.01, "lr": 0.001}\n' + Step(step=120, loss=0.008, lr=1e-3).to_json() + "\n")
-        await wait_for(pilot, lambda: app.state.step == 120, what="new events")
+        await wait_for(pilot, lambda: app.home.state.step == 120, what="new events")
         await pilot.press("t", "s", "p")
-        assert app.job is not None and app.job.kind == "watch" and app.state.status == "training"
+        assert app.home.jobs.current is not None and app.home.jobs.current.kind == "watch" and app.home.state.status == "training"
         await wait_for(pilot, lambda: "watch ● training  step 120/1,000" in screen_text(app), what="the status line")
         await pilot.press("q")
         await wait_for(pilot, lambda: app.return_code is not None, what="exit")
@@ -276,15 +278,15 @@ async def test_keys_are_in_the_palette_and_help_and_prints_reach_the_log(recipes
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Train", "Log-y", "Browse", "Help", "Run item", "Tick item", "Quit"} <= titles
         assert "Stop" not in titles  # nothing to stop yet
-        ids = {b.id for b in app.BINDINGS} | {b.id for b in Checklist.BINDINGS}
-        assert None not in ids and not any(getattr(b, "key", "") == "ctrl+b" for b in app.BINDINGS + Checklist.BINDINGS)
-        assert [b.action for b in app.BINDINGS + Checklist.BINDINGS if b.key == "b"] == ["browse"]
+        bindings = app.BINDINGS + MainScreen.BINDINGS + Checklist.BINDINGS
+        assert None not in {b.id for b in bindings} and not any(getattr(b, "key", "") == "ctrl+b" for b in bindings)
+        assert [b.action for b in bindings if b.key == "b"] == ["browse"]
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         print("a line printed while the app runs")
-        await wait_for(pilot, lambda: "a line printed while the app runs" in app.run_log.messages(), what="print capture")
+        await wait_for(pilot, lambda: "a line printed while the app runs" in app.home.run_log.messages(), what="print capture")
 
 
 @pytest.mark.timeout(60)

@@ -6,8 +6,11 @@ import time
 
 import pytest
 
+import psutil
+
+from recipe_tui.core.control import RunControl
 from recipe_tui.core.events import Eval, Finished, LogLine, RunStarted, Step
-from recipe_tui.tui.bridge import EventQueue, EventTail, HistoryLoaded, watch_job
+from recipe_tui.tui.bridge import EventQueue, EventTail, watch_job
 from recipe_tui.tui.run_state import RunState, replay
 from recipe_tui.tui.sysinfo import GiB, GpuReading, SysReading, SysSampler, format_reading
 
@@ -36,6 +39,32 @@ def test_queue_keeps_every_event_of_every_producer_in_order():
     assert q.drain(limit=2) == [1, 2] and q.drain() == [3] and q.drain() == []
 
 
+def test_queue_wakes_the_consumer_once_per_drain_and_never_loses_a_wake_up():
+    wakes = []
+    q = EventQueue(wake=lambda: wakes.append(len(q)))
+    for i in range(1000):  # a flood between two drains: one wake-up, at the first event
+        q.emit(i)
+    assert wakes == [1]
+    assert len(q.drain()) == 1000 and wakes == [1]
+    assert q.drain() == [] and wakes == [1]  # nothing emitted: nothing wakes the consumer
+    q.emit("a")
+    q.emit("b")
+    assert wakes == [1, 1]
+    # Four producers against a consumer that drains whenever it was woken: every event arrives, and
+    # after the last drain nothing is left behind without a wake-up that would fetch it.
+    woken = threading.Event()
+    q = EventQueue(wake=woken.set)
+    threads = [threading.Thread(target=lambda k=k: [q.emit((k, i)) for i in range(20_000)]) for k in range(4)]
+    for t in threads:
+        t.start()
+    got: list = []
+    while any(t.is_alive() for t in threads) or woken.is_set():
+        if woken.wait(0.01):
+            woken.clear()
+            got += q.drain()
+    assert len(got) == 80_000 and len(q) == 0
+
+
 def _line(event) -> bytes:
     return (event.to_json() + "\n").encode()
 
@@ -60,27 +89,27 @@ def test_watch_job_sends_history_then_follows_until_stopped(tmp_path):
     path = tmp_path / "events.jsonl"
     path.write_bytes(_line(RunStarted(run_dir=str(tmp_path), recipe="x", device="cpu", steps=100))
                      + _line(Step(step=10, loss=2.0, lr=1e-3)))
-    q, stop = EventQueue(), threading.Event()
-    worker = threading.Thread(target=watch_job, args=(tmp_path, q.emit, stop, 0.02))
+    q, control, history = EventQueue(), RunControl(), []
+    control = control.with_emit(q.emit)
+    worker = threading.Thread(target=watch_job, args=(tmp_path, control, history.append, 0.02))
     worker.start()
     try:
         deadline = time.monotonic() + 10
-        got: list = []
-        while not got and time.monotonic() < deadline:
-            got += q.drain()
+        while not history and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert isinstance(got[0], HistoryLoaded) and got[0].state.step == 10 and got[0].state.status == "training"
+        assert history[0].step == 10 and history[0].status == "training" and len(q) == 0
         with open(path, "ab") as f:
             f.write(_line(Step(step=20, loss=1.5, lr=1e-3)) + b"not json\n")
-        while len(got) < 3 and time.monotonic() < deadline:
+        got: list = []
+        while len(got) < 2 and time.monotonic() < deadline:
             got += q.drain()
             time.sleep(0.01)
-        assert isinstance(got[1], Step) and got[1].step == 20
-        assert isinstance(got[2], LogLine) and got[2].level == "warning" and "unreadable" in got[2].message
+        assert isinstance(got[0], Step) and got[0].step == 20
+        assert isinstance(got[1], LogLine) and got[1].level == "warning" and "unreadable" in got[1].message
     finally:
-        stop.set()
+        control.stop.set()
         worker.join(5)
-    assert not worker.is_alive()
+    assert not worker.is_alive() and len(history) == 1
 
 
 def test_run_state_folds_a_run():
@@ -100,18 +129,25 @@ def test_run_state_folds_a_run():
     assert RunState().eta_s() is None
 
 
-def test_sampler_reads_cpu_and_ram_from_proc(tmp_path):
-    (tmp_path / "meminfo").write_text("MemTotal:       16000000 kB\nMemFree: 1 kB\nMemAvailable:    4000000 kB\n")
-    (tmp_path / "stat").write_text("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 2 3\n")
-    sampler = SysSampler(proc=tmp_path)
+def test_sampler_reads_cpu_ram_and_this_process_through_psutil():
+    sampler = SysSampler()  # not started: no NVML, so CPU and RAM
     first = sampler.sample()
     assert first.cpu is None  # nothing to compare with yet
-    assert first.ram_total == 16000000 * 1024 and first.ram_used == 12000000 * 1024
-    (tmp_path / "stat").write_text("cpu  175 0 125 900 0 0 0 0 0 0\n")  # +100 busy, +100 idle
-    assert sampler.sample().cpu == pytest.approx(50.0)
+    total = psutil.virtual_memory().total
+    assert first.ram_total == total and 0 < first.ram_used < total
+    ballast = bytearray(64 * 1024 * 1024)  # this process's memory grows by 64 MiB (touched: resident)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    time.sleep(0.05)
+    second = sampler.sample()
+    assert second.cpu is not None and 0.0 <= second.cpu <= 100.0
+    assert second.process_rss - first.process_rss >= 48 * 1024 * 1024
+    del ballast
     assert format_reading(SysReading(cpu=50.0, ram_used=3 * GiB, ram_total=16 * GiB)) == "CPU 50%  RAM 3.0/16.0G"
+    assert (format_reading(SysReading(cpu=5.0, ram_used=GiB, ram_total=2 * GiB, process_rss=GiB // 2))
+            == "CPU 5%  RAM 1.0/2.0G  proc 0.5G")
     gpus = (GpuReading(0, 87.0, 12 * GiB, 80 * GiB), GpuReading(1, None, 0, 80 * GiB))
     assert format_reading(SysReading(gpus=gpus)) == "GPU0 87% 12.0/80G  GPU1 – 0.0/80G"
+    assert format_reading(SysReading(gpus=gpus[:1], process_rss=3 * GiB)) == "GPU0 87% 12.0/80G  proc 3.0G"
     assert format_reading(SysReading()) == ""
 
 

@@ -78,13 +78,14 @@ def test_plot_draws_a_chart_whose_size_and_cost_do_not_grow_with_history():
     loss = MinMaxSeries()
     for i in range(1, 50_001):
         loss.append(i, 2.3 * math.exp(-i / 5000) + 0.05 + (3.0 if i == 25_000 else 0.0))
-    plot = Plot("loss", [Line("train", "train_loss", (80, 160, 255))])
-    text = plot.draw({"train_loss": loss}, 60, 14, log_y=False)
+    plot = Plot("loss", [Line("train", "train_loss")])
+    blue = ((80, 160, 255),)
+    text = plot.draw({"train_loss": loss}, 60, 14, log_y=False, colors=blue)
     lines = text.plain.split("\n")
     assert len(lines) == 14 and max(len(line) for line in lines) <= 60
     assert any(ch in text.plain for ch in "⠁⠂⠄⡀⢀⣀")  # braille dots: data was drawn
     assert "20k" in text.plain and "40k" in text.plain  # integer step ticks with a k suffix
-    log_text = plot.draw({"train_loss": loss}, 60, 14, log_y=True).plain
+    log_text = plot.draw({"train_loss": loss}, 60, 14, log_y=True, colors=blue).plain
     assert "0.1┤" in log_text and "  1┤" in log_text  # log ticks carry the values, not their logs
-    assert plot.draw({}, 60, 14, log_y=False).plain == "no data yet"
-    assert "train" in plot.draw({"train_loss": loss}, 10, 3, log_y=False).plain  # too small: the value as text
+    assert plot.draw({}, 60, 14, log_y=False, colors=blue).plain == "no data yet"
+    assert "train" in plot.draw({"train_loss": loss}, 10, 3, log_y=False, colors=blue).plain  # too small: the value as text

@@ -37,12 +37,12 @@ guidance = "Its check raises RuntimeError."
 """
 
 
-def _passing(ctx: Any):
+def passing_check(ctx: Any):
     ctx.tick("tui-test-pass", 1, 2)
     return Verdict("pass", "all good here", {"evidence_value": 1.5}, hint="Nothing to do.")
 
 
-def _raising(ctx: Any):
+def raising_check(ctx: Any):
     raise RuntimeError("boom from the test check")
 
 

@@ -13,35 +13,39 @@ import time
 
 from textual.app import ComposeResult
 from textual.containers import Grid
+from textual.reactive import reactive
 from textual.timer import Timer
 
+from ..marks import follow_theme
 from ..run_state import RunState
 from .plot import Line, Plot
 
 MAX_WAIT_S = 4.0
-BLUE, ORANGE, GREEN, VIOLET, GREY = (80, 160, 255), (255, 160, 40), (90, 200, 120), (190, 130, 255), (200, 200, 200)
 
 
 class Charts(Grid):
+    log_y: reactive[bool] = reactive(False, init=False)  # l toggles it; every chart redraws at once
+
     def __init__(self, *, id: str | None = None, max_hz: float = 4.0, budget: float = 0.01) -> None:
         super().__init__(id=id)
         self.max_hz = max_hz
         self.budget = budget  # fraction of wall time that chart builds may take (painting adds about as much)
-        self.log_y = False
         self.state = RunState()
         self._next_ok = 0.0
         self._timer: Timer | None = None  # a pending "draw when the budget allows"
         self.builds = 0  # how many chart builds so far (tests and the benchmark read it)
+        # Line colours: the plot--<line> component classes in app.tcss.
+        self.metric_plot = Plot("val metric", [Line("val", "metric")], id="chart-metric")
+        self.plots = [Plot("loss", [Line("train", "train_loss"), Line("val", "val_loss")], id="chart-loss"),
+                      self.metric_plot,
+                      Plot("learning rate", [Line("lr", "lr")], id="chart-lr"),
+                      Plot("grad norm", [Line("grad norm", "grad_norm")], id="chart-grad")]
 
     def compose(self) -> ComposeResult:
-        yield Plot("loss", [Line("train", "train_loss", BLUE), Line("val", "val_loss", ORANGE)], id="chart-loss")
-        yield Plot("val metric", [Line("val", "metric", GREEN)], id="chart-metric")
-        yield Plot("learning rate", [Line("lr", "lr", VIOLET)], id="chart-lr")
-        yield Plot("grad norm", [Line("grad norm", "grad_norm", GREY)], id="chart-grad")
+        yield from self.plots
 
     def on_mount(self) -> None:
-        self.plots = list(self.query(Plot))
-        self.metric_plot = self.query_one("#chart-metric", Plot)
+        follow_theme(self, lambda: self.show(self.state))  # the line colours come from app.tcss
 
     def data_changed(self) -> None:
         """New points arrived (the app calls this from its drain). No polling timer: every wake-up of
@@ -53,12 +57,11 @@ class Charts(Grid):
         self.state = state
         for plot in self.plots:
             plot.invalidate()
-        self.metric_plot.border_title = f"val {state.metric_name or 'metric'}"
+        self.metric_plot.retitle(f"val {state.metric_name or 'metric'}")
         self._next_ok = 0.0
         self.tick()
 
-    def set_log_y(self, on: bool) -> None:
-        self.log_y = on
+    def watch_log_y(self) -> None:
         self._next_ok = 0.0  # a key press deserves an immediate answer
         self.tick()
 
@@ -72,9 +75,8 @@ class Charts(Grid):
             if self._timer is None:  # come back when allowed, so the newest data is drawn even if none follows
                 self._timer = self.set_timer(self._next_ok - now, self._retick)
             return
-        title = f"val {self.state.metric_name}"
-        if self.state.metric_name and self.metric_plot.border_title != title:
-            self.metric_plot.border_title = title
+        if self.state.metric_name:
+            self.metric_plot.retitle(f"val {self.state.metric_name}")
         spent = 0.0
         for plot in self.plots:
             if plot.display and plot.rebuild(self.state.series, self.log_y):

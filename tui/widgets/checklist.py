@@ -1,7 +1,8 @@
 """The checklist pane: the recipe's stages and items, each item with its status mark.
 
-It only shows state and turns keys into requests (messages); the app decides what running or
-ticking means and calls ``set_status`` back.
+It only shows state and turns keys into requests (messages); the screen decides what running or
+ticking means and calls ``set_status`` back. Colours: the ``mark--*`` and ``checklist--*`` component
+classes in app.tcss.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from recipe_tui.core.config import RecipesFile
 
-from ..marks import mark
+from ..marks import MARK_CLASSES, follow_theme, mark, styled
 
 DONE = ("pass", "ticked")
 
@@ -29,6 +30,8 @@ class Ref:
 
 
 class Checklist(Tree[Ref]):
+    COMPONENT_CLASSES = {*MARK_CLASSES, "checklist--stage", "checklist--count", "checklist--count-done",
+                         "checklist--count-bad"}
     BINDINGS = [
         Binding("down,j", "cursor_down", "Move", key_display="↑↓ jk", id="checklist.down"),
         Binding("up,k", "cursor_up", "Up", show=False, id="checklist.up"),
@@ -62,12 +65,11 @@ class Checklist(Tree[Ref]):
             for item in stage.items:
                 self._status[item.id] = "pending" if item.check or item.id == "train" else "manual"
                 self._items[item.id] = node.add_leaf("", data=Ref(stage.number, item.id))
-        for number in self._stages:
-            self._relabel_stage(number)
-        for item_id in self._items:
-            self._relabel_item(item_id)
+        self._relabel_all()
 
     def on_mount(self) -> None:
+        self._relabel_all()  # now in the colours of app.tcss
+        follow_theme(self, self._relabel_all)
         self.move_cursor_to_line(1)  # the first item, not the first stage heading…
         self.call_after_refresh(self.scroll_home, animate=False)  # …with that heading still in view
 
@@ -105,13 +107,20 @@ class Checklist(Tree[Ref]):
             self.post_message(self.TickRequested(ref))
 
     # -- labels -------------------------------------------------------------------------------------
+    def _relabel_all(self) -> None:
+        for number in self._stages:
+            self._relabel_stage(number)
+        for item_id in self._items:
+            self._relabel_item(item_id)
+
     def _relabel_item(self, item_id: str) -> None:
-        label = Text.assemble(mark(self._status[item_id]), " ", self._titles[item_id])
+        label = Text.assemble(mark(self._status[item_id], self), " ", self._titles[item_id])
         self._items[item_id].set_label(label)
 
     def _relabel_stage(self, number: int) -> None:
         node, title, ids = self._stages[number]
         done = sum(self._status[i] in DONE for i in ids)
         bad = any(self._status[i] in ("fail", "error") for i in ids)
-        count = Text(f" {done}/{len(ids)}", style="bold red" if bad else ("green" if done == len(ids) else "dim"))
-        node.set_label(Text.assemble(Text(f"{number} {title}", style="bold"), count))
+        kind = "count-bad" if bad else ("count-done" if done == len(ids) else "count")
+        count = Text(f" {done}/{len(ids)}", style=styled(self, f"checklist--{kind}"))
+        node.set_label(Text.assemble(Text(f"{number} {title}", style=styled(self, "checklist--stage")), count))

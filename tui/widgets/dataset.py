@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
@@ -10,12 +11,14 @@ from textual.widgets import Static
 from recipe_tui.core.events import CheckResult
 
 from ..bridge import DataSummary
-from ..marks import mark
+from ..marks import MARK_CLASSES, follow_theme, mark, styled
 
 MAX_CLASSES = 40  # beyond this the histogram shows the most and least frequent classes only
 
 
 class DatasetPane(VerticalScroll):
+    COMPONENT_CLASSES = {*MARK_CLASSES, "dataset--bar"}
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "Dataset"
@@ -53,16 +56,20 @@ class DatasetPane(VerticalScroll):
             parts.append(Text("  ".join(f"{name} {n:,}" for name, n in s.sizes)))
         for item_id, status, res in self.checks:
             summary = res.summary if res is not None else "not run: select it, press enter"
-            parts.append(Text.assemble(mark(status), f" {item_id}: ", (summary, "" if res else "dim")))
+            parts.append(Text.assemble(mark(status, self), f" {item_id}: ", (summary, "" if res else "dim")))
         if s is not None:
-            parts.append(_histogram(s, self.content_size.width) if s.histograms else Text(s.note, style="dim"))
+            parts.append(_histogram(s, self.content_size.width, styled(self, "dataset--bar")) if s.histograms
+                         else Text(s.note, style="dim"))
         self.body.update(Group(*parts))
+
+    def on_mount(self) -> None:
+        follow_theme(self, self._redraw)
 
     def on_resize(self) -> None:
         self._redraw()  # bar lengths follow the pane's width
 
 
-def _histogram(s: DataSummary, width: int) -> RenderableType:
+def _histogram(s: DataSummary, width: int, bar_style: Style) -> RenderableType:
     """One row per class: a bar for the first split (train) and the count of every split."""
     splits = list(s.histograms)
     first = s.histograms[splits[0]]
@@ -81,6 +88,6 @@ def _histogram(s: DataSummary, width: int) -> RenderableType:
     for c in order:
         label = s.class_names[c] if c < len(s.class_names) else str(c)
         n = first[c]
-        table.add_row(label[:8], Text("█" * max(1 if n else 0, round(bar * n / peak)), style="cyan"),
+        table.add_row(label[:8], Text("█" * max(1 if n else 0, round(bar * n / peak)), style=bar_style),
                       *(f"{s.histograms[name][c]:,}" for name in splits))
     return table

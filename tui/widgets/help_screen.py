@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..marks import MARKS, mark
+from ..marks import MARK_CLASSES, MARKS, mark
 
 KEYS = [
     ("↑/↓  j/k", "move in the checklist"),
@@ -29,6 +29,7 @@ KEYS = [
 
 
 class HelpScreen(ModalScreen[None]):
+    COMPONENT_CLASSES = MARK_CLASSES
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
 
     def __init__(self, notes: str = "") -> None:
@@ -36,6 +37,11 @@ class HelpScreen(ModalScreen[None]):
         self.notes = notes
 
     def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(id="help-body")
+
+    def on_mount(self) -> None:
+        """Filled in once mounted: the marks take their colours from app.tcss."""
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold", no_wrap=True)
         keys.add_column()
@@ -44,10 +50,9 @@ class HelpScreen(ModalScreen[None]):
         marks = Table.grid(padding=(0, 2))
         marks.add_column(no_wrap=True)
         marks.add_column()
-        for status, (_, _, meaning) in MARKS.items():
-            marks.add_row(mark(status), meaning)
+        for status, (_, meaning) in MARKS.items():
+            marks.add_row(mark(status, self), meaning)
         body = Group(Text("recipe-tui: Karpathy's recipe for training neural networks", style="bold"), Text(""),
                      keys, Text(""), Text("marks", style="bold"), marks, Text(""), Text(self.notes, style="dim"),
                      Text("escape closes this help", style="dim"))
-        with VerticalScroll(id="help-box"):
-            yield Static(body)
+        self.query_one("#help-body", Static).update(body)

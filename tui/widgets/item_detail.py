@@ -18,22 +18,34 @@ from textual.widgets import Static
 from recipe_tui.core.config import Item
 from recipe_tui.core.events import CheckResult
 
-from ..marks import MARKS, mark
+from ..marks import MARK_CLASSES, MARKS, follow_theme, mark
 
 HIDDEN_METRICS = {"samples"}  # batch-view's captured examples: drawn by batch_preview, not listed
 
 
 class ItemDetail(VerticalScroll):
+    COMPONENT_CLASSES = MARK_CLASSES
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "Item"
         self.body = Static("", id="detail-body")  # focusable (tab): ↑/↓ scroll a long traceback
+        self._shown: tuple[Any, ...] | None = None  # the last show()'s arguments
 
     def compose(self):
         yield self.body
 
+    def on_mount(self) -> None:
+        self._reshow()  # filled in before mount: again, with the marks in app.tcss's colours
+        follow_theme(self, self._reshow)
+
+    def _reshow(self) -> None:
+        if self._shown is not None:
+            self.show(*self._shown)
+
     def show(self, item: Item, stage: str, status: str, result: CheckResult | None = None,
              when: float | None = None, detail: str = "") -> None:
+        self._shown = (item, stage, status, result, when, detail)
         self.border_title = item.id
         parts: list[RenderableType] = [
             Text.assemble((item.title, "bold"), "\n",
@@ -42,7 +54,7 @@ class ItemDetail(VerticalScroll):
             Text(item.guidance, style="italic"),
         ]
         if result is not None:
-            parts += [Text(""), _verdict(result, when)]
+            parts += [Text(""), _verdict(mark(result.status, self), result, when)]
             table = _metrics_table(result.metrics)
             if table is not None:
                 parts.append(table)
@@ -52,7 +64,7 @@ class ItemDetail(VerticalScroll):
             if result.hint:
                 parts.append(Text.assemble(("→ ", "bold"), result.hint))
         elif status == "ticked":
-            parts += [Text(""), Text.assemble(mark("ticked"), " ticked")]
+            parts += [Text(""), Text.assemble(mark("ticked", self), " ticked")]
         if detail:
             parts += [Text(""), Text(detail.rstrip(), style="dim")]
         self._update(Group(*parts))
@@ -62,6 +74,7 @@ class ItemDetail(VerticalScroll):
         self.scroll_home(animate=False)
 
     def show_stage(self, number: int, title: str, counts: dict[str, int]) -> None:
+        self._shown = None
         self.border_title = f"stage {number}"
         summary = "  ".join(f"{MARKS[s][0]} {n}" for s, n in counts.items() if n)
         self._update(Group(Text(f"{number} {title}", style="bold"), Text(summary),
@@ -72,9 +85,9 @@ def _manual_hint(item_id: str) -> str:
     return "press t (or enter) to train" if item_id == "train" else "manual: space ticks it"
 
 
-def _verdict(res: CheckResult, when: float | None) -> Text:
+def _verdict(marker: Text, res: CheckResult, when: float | None) -> Text:
     ago = f"  ({_ago(when)})" if when else ""
-    return Text.assemble(mark(res.status), " ", (res.status.upper(), "bold"), "  ", res.summary, (ago, "dim"))
+    return Text.assemble(marker, " ", (res.status.upper(), "bold"), "  ", res.summary, (ago, "dim"))
 
 
 def _metrics_table(metrics: dict[str, Any]) -> Table | None:

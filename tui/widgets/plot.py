@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
@@ -23,22 +24,28 @@ from textual.widget import Widget
 from ..series import MinMaxSeries, safe_log10
 
 MIN_W, MIN_H = 16, 5  # below this a chart is unreadable: show the latest value as text instead
+RGB = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
 class Line:
     label: str
-    key: str  # RunState.series name
-    color: tuple[int, int, int]  # explicit: plotext's implicit colours depend on call order
+    key: str  # RunState.series name; its colour is the component class plot--<key> (app.tcss)
+
+    @property
+    def component(self) -> str:
+        return "plot--" + self.key.replace("_", "-")
 
 
 class Plot(Widget):
+    COMPONENT_CLASSES = {"plot--train-loss", "plot--val-loss", "plot--metric", "plot--lr", "plot--grad-norm"}
+
     def __init__(self, title: str, lines: list[Line], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.lines = lines
-        # The legend lives in the border title: inside the plot it would cost two rows of data.
-        legend = " ".join(f"[rgb({r},{g},{b})]━ {line.label}[/]" for line in lines for r, g, b in [line.color])
-        self.border_title = f"{title} {legend}" if len(lines) > 1 else title
+        self.chart_title = title
+        self.border_title = title
+        self._colors: tuple[RGB, ...] = ()
         self._fig: Any = None  # created on first build: plotext is not imported before the first frame
         self._text: Text = Text("no data yet", style="dim")
         self._strips: list[Strip] | None = None  # _text cut into lines once per build, not once per frame
@@ -66,6 +73,31 @@ class Plot(Widget):
                             for line in Segment.split_lines(segments)]
         return self._strips[y] if y < len(self._strips) else Strip.blank(self.content_size.width, self._base)
 
+    def line_colors(self) -> tuple[RGB, ...]:
+        """Explicit colours (plotext's implicit ones depend on call order), from the component classes;
+        a line without one gets the widget's text colour."""
+        own = self.rich_style.color
+        out = []
+        for line in self.lines:
+            color = self.get_component_rich_style(line.component, partial=True, default=Style.null()).color or own
+            r, g, b = color.get_truecolor()
+            out.append((r, g, b))
+        return tuple(out)
+
+    def _set_legend(self, colors: tuple[RGB, ...]) -> None:
+        """The legend lives in the border title: inside the plot it would cost two rows of data."""
+        self._colors = colors
+        legend = " ".join(f"[rgb({r},{g},{b})]━ {line.label}[/]" for line, (r, g, b) in zip(self.lines, colors))
+        self.border_title = f"{self.chart_title} {legend}" if len(self.lines) > 1 else self.chart_title
+
+    def retitle(self, title: str) -> None:
+        if title != self.chart_title:
+            self.chart_title = title
+            self._set_legend(self._colors)
+
+    def on_mount(self) -> None:
+        self._set_legend(self.line_colors())
+
     def rebuild(self, series: dict[str, MinMaxSeries], log_y: bool) -> bool:
         """Rebuild if anything shown changed; returns whether it did.
 
@@ -74,13 +106,16 @@ class Plot(Widget):
         """
         w, h = self.content_size.width, self.content_size.height
         counts = tuple(len(series[line.key]) if line.key in series else 0 for line in self.lines)
-        key = (id(series), counts, w, h, log_y)
+        colors = self.line_colors()
+        key = (id(series), counts, w, h, log_y, colors)
         if key == self._key or w <= 0 or h <= 0:
             return False
         self._key = key
+        if colors != self._colors:  # another theme
+            self._set_legend(colors)
         self._figure()  # a first-time import is not drawing cost: keep it out of the budget
         t0 = time.perf_counter()
-        self._text = self.draw(series, w, h, log_y)
+        self._text = self.draw(series, w, h, log_y, colors)
         self._strips = None
         self.build_seconds = time.perf_counter() - t0
         subtitle = "log" if log_y else ""
@@ -89,36 +124,37 @@ class Plot(Widget):
         self.refresh()
         return True
 
-    def draw(self, series: dict[str, MinMaxSeries], w: int, h: int, log_y: bool) -> Text:
-        """The chart as text for a ``w`` × ``h`` cell area (pure: no widget state is read or changed)."""
+    def draw(self, series: dict[str, MinMaxSeries], w: int, h: int, log_y: bool, colors: tuple[RGB, ...]) -> Text:
+        """The chart as text for a ``w`` × ``h`` cell area, ``colors`` one per line (pure: no widget
+        state is read or changed)."""
         transform = safe_log10 if log_y else None
         data = []
-        for line in self.lines:
+        for line, color in zip(self.lines, colors):
             s = series.get(line.key)
             if s is not None and len(s):
                 xs, ys = s.points(w, transform)
                 if xs:
-                    data.append((line, xs, ys, s.last[1]))
+                    data.append((line, xs, ys, s.last[1], color))
         if not data:
             return Text("no data yet" if not log_y else "no positive data for a log axis", style="dim")
         if w < MIN_W or h < MIN_H:
-            return Text("  ".join(f"{line.label} {_fmt(last)}" for line, _, _, last in data))
+            return Text("  ".join(f"{line.label} {_fmt(last)}" for line, _, _, last, _ in data))
         fig = self._figure()
         fig.clear_data()
         fig.plotsize(w, h)
         fig.theme("clear")
-        x_lo = min(xs[0] for _, xs, _, _ in data)
-        x_hi = max(xs[-1] for _, xs, _, _ in data)
-        y_lo = min(min(ys) for _, _, ys, _ in data)
-        y_hi = max(max(ys) for _, _, ys, _ in data)
+        x_lo = min(xs[0] for _, xs, _, _, _ in data)
+        x_hi = max(xs[-1] for _, xs, _, _, _ in data)
+        y_lo = min(min(ys) for _, _, ys, _, _ in data)
+        y_hi = max(max(ys) for _, _, ys, _, _ in data)
         if y_hi - y_lo < 1e-12:  # a flat line (constant lr): give the axis some height
             pad = abs(y_hi) * 0.1 or 1.0
             y_lo, y_hi = y_lo - pad, y_hi + pad
         x_hi = x_hi if x_hi > x_lo else x_lo + 1
         fig.xaxes(True, False)  # an L of axes: the widget border already frames the chart
         fig.yaxes(True, False)
-        for line, xs, ys, _ in data:
-            fig.plot(xs, ys, color=line.color, marker="braille")
+        for _, xs, ys, _, color in data:
+            fig.plot(xs, ys, color=color, marker="braille")
         fig.xlim(x_lo, x_hi)
         fig.ylim(y_lo, y_hi)
         xt = [t for t in nice_ticks(x_lo, x_hi, max(2, w // 14)) if t == int(t)] or [x_lo]  # steps are integers

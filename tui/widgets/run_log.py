@@ -3,6 +3,7 @@
 An entry with detail (a traceback) shows its first line and a ``▸`` marker; with the log focused
 (tab), enter unfolds every detail, enter again folds them. Entries are kept (bounded) so the log can
 be re-rendered when folding changes or the pane is resized (RichLog does not re-wrap by itself).
+Levels are coloured by the ``run-log--<level>`` component classes in app.tcss.
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import RichLog
 
-STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+from ..marks import follow_theme, styled
+
+LEVELS = ("info", "warning", "error")  # each a component class run-log--<level> (app.tcss)
 KEEP = 1000
 
 
@@ -27,6 +30,7 @@ class Entry:
 
 
 class RunLog(RichLog):
+    COMPONENT_CLASSES = {f"run-log--{level}" for level in LEVELS}
     BINDINGS = [Binding("enter", "toggle_details", "Fold/unfold", id="log.details")]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -39,6 +43,9 @@ class RunLog(RichLog):
         entry = Entry(time.time() if when is None else when, level, message, detail)
         self.entries.append(entry)
         self.write(self._render_entry(entry))
+
+    def on_mount(self) -> None:
+        follow_theme(self, self._rewrite)
 
     def action_toggle_details(self) -> None:
         self.unfolded = not self.unfolded
@@ -58,7 +65,7 @@ class RunLog(RichLog):
         first, _, rest = e.message.partition("\n")
         detail = "\n".join(x for x in (rest, e.detail) if x)
         text = Text.assemble((time.strftime("%H:%M:%S ", time.localtime(e.time)), "dim"),
-                             (first, STYLES.get(e.level, "")))
+                             (first, styled(self, f"run-log--{e.level if e.level in LEVELS else 'info'}")))
         if detail and self.unfolded:
             text.append("\n" + detail.rstrip(), style="dim")
         elif detail:

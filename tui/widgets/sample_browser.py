@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -23,6 +24,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ..halfblock import render_sample, render_tokens, to_chw
+from ..marks import styled
 
 MODES = ("all", "duplicates", "outliers", "label-issues", "losses")
 MODE_TITLES = {"all": "all samples", "duplicates": "duplicate groups", "outliers": "outliers, most extreme first",
@@ -119,7 +121,13 @@ class SampleBrowser(ModalScreen[None]):
     SampleBrowser #browser-title { height: auto; text-style: bold; }
     SampleBrowser #browser-body { height: 1fr; }
     SampleBrowser #browser-keys { height: auto; color: $text-muted; }
+    SampleBrowser > .sample-browser--note { color: $text-warning; }
+    SampleBrowser > .sample-browser--error { color: $text-error; }
+    SampleBrowser > .sample-browser--suggested { color: $text-success; text-style: bold; }
+    SampleBrowser > .sample-browser--bad-token { color: $text-error; text-style: bold; }
     """
+    COMPONENT_CLASSES = {"sample-browser--note", "sample-browser--error", "sample-browser--suggested",
+                         "sample-browser--bad-token"}
 
     def __init__(self, splits: Any, findings: Mapping[str, Any] | None = None, *, mode: str = "all",
                  split: str | None = None) -> None:
@@ -240,6 +248,9 @@ class SampleBrowser(ModalScreen[None]):
         scope = f"split {self.split}" if self.mode == "all" else "all splits"
         return Text.assemble(("samples", "bold"), f" · {MODE_TITLES[self.mode]} · {where} · {cls} · {scope}")
 
+    def _style(self, name: str) -> Style:
+        return styled(self, f"sample-browser--{name}")
+
     def refresh_view(self) -> None:
         if not self.is_mounted:
             return
@@ -263,18 +274,18 @@ class SampleBrowser(ModalScreen[None]):
             rest = ", ".join(f"{s} #{i}" for s, i in entry.members[MAX_MEMBERS:])
             parts.append(Text(f"also: {rest}", style="dim"))
         if entry.note:
-            parts.append(Text(entry.note, style="yellow"))
+            parts.append(Text(entry.note, style=self._style("note")))
         return Group(*parts)
 
     def _sample(self, split: str, index: int, entry: Entry, width: int, rows: int) -> RenderableType:
         head = Text(f"{split} #{index}", style="bold")
         ds = self.datasets.get(split)
         if ds is None or not 0 <= index < len(ds):
-            return Group(head, Text("not in this data", style="red"))
+            return Group(head, Text("not in this data", style=self._style("error")))
         try:
             x, y = ds[index][:2]
         except Exception as exc:  # the user's dataset raising is something to show, not a crash
-            return Group(head, Text(f"failed to load: {type(exc).__name__}: {exc}", style="red"))
+            return Group(head, Text(f"failed to load: {type(exc).__name__}: {exc}", style=self._style("error")))
         x, y = _np(x), _np(y)
         vocab = self.info.vocab
         if x.ndim >= 2 and min(x.shape[-2:]) >= 2:
@@ -283,15 +294,16 @@ class SampleBrowser(ModalScreen[None]):
             picture = render_sample(x, width=max(4, cols), vmin=self.range[0], vmax=self.range[1], max_rows=rows)
         else:
             valid = (y != self.info.ignore_index) if y.shape == x.shape else None
-            picture = render_sample(x, vocab=vocab, valid=valid)
+            picture = render_sample(x, vocab=vocab, valid=valid, bad_style=self._style("bad-token"))
         lines: list[RenderableType] = [head, picture]
         if y.ndim == 0:
             lines.append(Text.assemble("given ", (self._class_name(int(y)) if y.dtype.kind in "iub" else f"{float(y):.4g}", "bold")))
             if entry.suggested is not None and entry.suggested != int(y) and len(entry.members) == 1:
-                lines.append(Text.assemble("suggested ", (self._class_name(int(entry.suggested)), "bold green")))
+                lines.append(Text.assemble("suggested ", (self._class_name(int(entry.suggested)), self._style("suggested"))))
         elif y.size and y.dtype.kind in "iu":
             keep = y != self.info.ignore_index
-            lines.append(Text.assemble("targets ", render_tokens(np.where(keep, y, 0), vocab, keep)))
+            lines.append(Text.assemble("targets ", render_tokens(np.where(keep, y, 0), vocab, keep,
+                                                                 bad_style=self._style("bad-token"))))
         return Group(*lines)
 
 

@@ -1,53 +1,65 @@
 """The status line: run state, step, steps/s, ETA, device, and the machine's load.
 
-Parts are ordered by importance; at 80 columns the tail (machine load) is what gets cut.
+Parts are ordered by importance; at 80 columns the tail (machine load) is what gets cut. Colours are
+the ``status-line--*`` component classes in app.tcss.
 """
 from __future__ import annotations
 
 import time
 
+from rich.style import Style
 from rich.text import Text
-from textual.widgets import Static
+from textual.reactive import reactive
+from textual.widget import Widget
 
+from ..marks import styled
 from ..run_state import RunState
 from ..sysinfo import SysReading, format_reading
 
-STATE_STYLES = {"training": "bold green", "paused": "bold yellow", "stopping": "bold yellow", "failed": "bold red",
-                "completed": "green", "stopped": "yellow", "interrupted": "yellow", "checking": "bold cyan",
-                "idle": "dim", "watching": "bold cyan"}
+STATES = ("training", "paused", "stopping", "failed", "completed", "stopped", "interrupted", "idle")
 
 
-class StatusLine(Static):
+class StatusLine(Widget):
+    COMPONENT_CLASSES = {*(f"status-line--{s}" for s in STATES), "status-line--job", "status-line--watching",
+                         "status-line--quiet", "status-line--stale"}
+
+    job: reactive[str] = reactive("")  # e.g. "checking init-loss (3/8)"; empty when idle or training
+    watching: reactive[bool] = reactive(False)
+    # Every new reading redraws (step, rate and ETA with it), even when the machine's load is unchanged.
+    reading: reactive[SysReading] = reactive(SysReading, always_update=True)
+
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("", id=id)
-        self.reading = SysReading()
-        self.job = ""  # e.g. "checking init-loss (3/8)"; empty when idle or training
-        self.watching = False
+        super().__init__(id=id)
+        self.state = RunState()
         self._shown: tuple[object, ...] = ()
 
-    def show(self, state: RunState, reading: SysReading | None = None) -> None:
-        """Redraw; from the 1 Hz timer with a new reading, else only when the state or job changed.
+    def show(self, state: RunState) -> None:
+        """Redraw when the run's status or run dir changed; steps, rate and ETA follow the 1 Hz reading.
 
         Step counts and rates change on every drain, but redrawing them ten times a second costs the
         trainer GIL time for numbers nobody reads that fast.
         """
-        signature = (state.status, self.job, state.run_dir)
-        if reading is None and signature == self._shown:
-            return
-        self._shown = signature
-        if reading is not None:
-            self.reading = reading
-        self.update(self.compose_text(state), layout=False)  # one fixed row: a relayout would repaint every pane
+        self.state = state
+        signature = (state.status, state.run_dir)
+        if signature != self._shown:
+            self._shown = signature
+            self.refresh()
+
+    def render(self) -> Text:
+        return self.compose_text(self.state)
+
+    def _style(self, name: str) -> Style:
+        return styled(self, f"status-line--{name}")
 
     def compose_text(self, state: RunState) -> Text:
         status = state.status
         text = Text()
         if self.watching:
-            text.append("watch ", style=STATE_STYLES["watching"])
+            text.append("watch ", style=self._style("watching"))
         if self.job:
-            text.append(f"● {self.job}", style=STATE_STYLES["checking"])
+            text.append(f"● {self.job}", style=self._style("job"))
         else:
-            text.append(f"● {status}", style=STATE_STYLES.get(status, ""))
+            text.append(f"● {status}", style=self._style(status) if status in STATES else "")
         if state.total:
             pct = 100 * state.step / max(1, state.total)
             text.append(f"  step {state.step:,}/{state.total:,} ({pct:.0f}%)")
@@ -60,12 +72,12 @@ class StatusLine(Static):
         if self.watching and state.last_event_time is not None and state.active:
             age = time.time() - state.last_event_time
             if age > 10:
-                text.append(f"  (no events for {_duration(age)})", style="yellow")
+                text.append(f"  (no events for {_duration(age)})", style=self._style("stale"))
         if state.device:
-            text.append(f"  {state.device}", style="dim")
+            text.append(f"  {state.device}", style=self._style("quiet"))
         load = format_reading(self.reading)
         if load:
-            text.append("  │ " + load, style="dim")
+            text.append("  │ " + load, style=self._style("quiet"))
         text.no_wrap = True
         text.overflow = "ellipsis"
         return text

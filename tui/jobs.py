@@ -1,0 +1,189 @@
+"""The jobs a screen runs: each a Textual thread worker (``exit_on_error=False``) driven by one core
+``RunControl`` (emit, stop, pause), the same object the trainer and the checks get from the CLI.
+
+``Jobs`` starts and tracks them; the functions below are the worker bodies. A body runs in its own
+thread: it only emits events (into the screen's queue, through ``job.control``), posts messages to the
+screen and reads what it was given, never a widget.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import traceback
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual.message import Message
+from textual.widget import Widget
+from textual.worker import Worker, WorkerState
+
+from recipe_tui.core.config import Experiment
+from recipe_tui.core.control import RunControl
+from recipe_tui.core.events import CheckResult, CheckStarted, Event, LogLine
+
+from . import bridge
+from .bridge import EventQueue
+from .messages import BrowserReady, CheckReported, DataLoaded, HistoryLoaded, JobEnded
+
+QUIT_WAIT_S = 10.0  # the trainer checks stop every step; this only bounds a step stuck in C code
+ALIVE = (WorkerState.PENDING, WorkerState.RUNNING)
+
+Post = Callable[[Message], object]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str  # load | sampler | check | train | browse | watch
+    control: RunControl
+    items: tuple[str, ...] = ()  # the checklist items a check job runs
+
+
+class Jobs:
+    """At most one foreground job (check, train, browse, watch: ``current``, it owns the keys), plus
+    background ones (the data load, NVML start-up). Worker errors come back to the host screen as
+    ``Worker.StateChanged``; ``failure`` turns one into the job it belongs to."""
+
+    def __init__(self, host: Widget, queue: EventQueue) -> None:
+        self.host = host
+        self.queue = queue
+        self.current: Job | None = None
+        self._workers: dict[Worker, Job] = {}
+        self._ids = itertools.count(1)
+
+    def start(self, kind: str, body: Callable[[Job], object], items: Iterable[str] = (),
+              foreground: bool = True) -> Job:
+        """Run ``body(job)`` in a thread worker; a foreground job posts ``JobEnded`` when it returns."""
+        job = Job(next(self._ids), kind, RunControl(emit=self.queue.emit), tuple(items))
+
+        def run() -> None:
+            try:
+                body(job)
+            finally:
+                if foreground:
+                    self.host.post_message(JobEnded(job.id))
+
+        worker = self.host.run_worker(run, name=kind, group="job" if foreground else "load", thread=True,
+                                      exit_on_error=False)
+        self._workers[worker] = job
+        if foreground:
+            self.current = job
+            self.host.refresh_bindings()
+        return job
+
+    def ended(self, job_id: int) -> Job | None:
+        """The foreground job with this id, which is over; None when it is not the current one."""
+        job = self.current
+        if job is None or job.id != job_id:
+            return None
+        self.current = None
+        self.host.refresh_bindings()
+        return job
+
+    def failure(self, event: Worker.StateChanged) -> tuple[Job, BaseException] | None:
+        """The job and its exception when ``event`` says its worker raised; forgets finished workers."""
+        if event.state in ALIVE:
+            return None
+        job = self._workers.pop(event.worker, None)
+        error = event.worker.error
+        if event.state != WorkerState.ERROR or job is None or error is None:
+            return None
+        return job, error
+
+    def stop(self, job: Job) -> None:
+        job.control.stop.set()
+        job.control.pause.clear()  # a paused trainer must wake up to see the stop
+
+    def stop_all(self) -> None:
+        for job in self._workers.values():
+            self.stop(job)
+
+    async def wait(self, timeout: float = QUIT_WAIT_S) -> None:
+        """Until every worker has returned (the trainer checkpoints first), or ``timeout`` passed."""
+        running = [w for w in self._workers if w.state in ALIVE]
+        deadline = time.monotonic() + timeout
+        while any(w.state in ALIVE for w in running) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+
+def error_text(exc: BaseException) -> tuple[str, str]:
+    """``Type: message`` and the full traceback of a worker's exception."""
+    return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+
+
+# ------------------------------------------------------------------------------- worker bodies
+
+
+def load(job: Job, exp: Experiment, runs: Path, data: Future, post: Post) -> None:
+    """The last run's curves, then the data (``data`` gets the splits, or None when loading failed)."""
+    def body() -> Any:
+        try:
+            history = bridge.load_history(exp, runs)
+        except bridge.UnreadableHistory as exc:  # it must not keep the data from loading
+            job.control.log(str(exc), "warning")
+        else:
+            if history is not None:
+                post(HistoryLoaded(*history))
+        if job.control.stopped:
+            return None
+        splits, summary = bridge.load_splits(exp)
+        post(DataLoaded(summary, splits))
+        return splits
+
+    splits = None
+    try:
+        splits = bridge.run_detachable(body, job.control.stop, 0.2)
+    finally:
+        data.set_result(splits)  # here, not in body: a detached body must not resolve it a second time
+
+
+def check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, data: Future, post: Post) -> None:
+    """Starts, log lines and results go to the screen as messages, in order; progress through the queue."""
+    if not bridge.wait_for_data(data, job.control.stop):
+        return
+
+    def emit(event: Event) -> None:
+        if isinstance(event, (CheckStarted, LogLine, CheckResult)):
+            post(CheckReported(event))
+        else:
+            job.control.emit(event)
+
+    control = job.control.with_emit(emit)
+    bridge.run_detachable(lambda: bridge.check_job(exp, check_ids, control, runs, data.result()),
+                          job.control.stop, QUIT_WAIT_S)
+
+
+def train(job: Job, exp: Experiment, runs: Path, data: Future) -> None:
+    if bridge.wait_for_data(data, job.control.stop):
+        bridge.train_job(exp, job.control, runs)
+
+
+def browse(job: Job, exp: Experiment, runs: Path, splits: Any, findings: dict[str, Any], post: Post) -> None:
+    """Adds the last run's per-sample losses (top losses, confusion) to the findings, then asks the
+    screen to open the browser. A job like the others: it blocks training (building a model draws
+    from torch's global RNG), ``s`` stops it, and quitting does not wait for a long validation pass."""
+    from recipe_tui.core.control import Stopped
+
+    def tick(*_: Any) -> None:
+        if job.control.stopped:
+            raise Stopped()
+
+    try:
+        losses = bridge.run_detachable(lambda: bridge.losses_of_last_run(exp, runs, splits, tick),
+                                       job.control.stop, 0.2)
+        if losses is not None:
+            findings = {**findings, "losses": losses}
+    except Stopped:
+        return
+    except Exception as exc:  # an old run of a changed model: browse without losses
+        job.control.log(f"browser: no losses from the last run: {type(exc).__name__}: {exc}", "warning",
+                        traceback.format_exc())
+    if not job.control.stopped:
+        post(BrowserReady(findings))
+
+
+def watch(job: Job, run_dir: Path, post: Post) -> None:
+    bridge.watch_job(run_dir, job.control, lambda state: post(HistoryLoaded(state, str(run_dir))))

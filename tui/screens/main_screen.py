@@ -1,0 +1,243 @@
+"""The app's main screen: the checklist and item detail, the charts, the dataset pane, the run log and
+the status line; the keys that start jobs (enter, t, b) and steer them (s, p).
+
+The first frame shows before torch is imported: the data, the check registry and the last run's
+curves load in a background job after it. Worker results arrive as messages (``tui/messages.py``).
+"""
+from __future__ import annotations
+
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Tree
+
+from recipe_tui.core.checklist_state import ChecklistState
+from recipe_tui.core.config import Experiment, RecipesFile
+from recipe_tui.core.events import CheckStarted, Failed, Finished, LogLine, Progress
+
+from .. import jobs
+from ..checklist_results import ChecklistResults
+from ..jobs import Job
+from ..messages import BrowserReady, CheckReported, DataLoaded, HistoryLoaded, JobEnded
+from ..run_state import RunState
+from ..widgets.checklist import Checklist
+from ..widgets.dataset import DatasetPane
+from ..widgets.item_detail import ItemDetail
+from .run_screen import Handler, RunScreen, metrics_text, short_path
+
+
+class MainScreen(RunScreen, inherit_bindings=False):
+    # All five here, in the footer's order (an inherited l would come first).
+    BINDINGS = [
+        Binding("t", "train", "Train", id="app.train"),
+        Binding("s", "stop", "Stop", id="app.stop"),
+        Binding("p", "pause", "Pause", id="app.pause"),
+        Binding("l", "log_y", "Log-y", id="app.log-y"),
+        Binding("b", "browse", "Browse", id="app.browse"),
+    ]
+
+    def __init__(self, recipes: RecipesFile, exp: Experiment, runs: str | Path) -> None:
+        super().__init__(runs)
+        self.recipes = recipes
+        self.exp = exp
+        self.checks = ChecklistState.load(self.runs, exp.name)
+        self.data: Future = Future()  # the splits once the load job has them (None if it failed)
+        self.splits: Any = None  # the same, on the UI thread, once DataLoaded arrived
+        self.checklist = Checklist(recipes, id="checklist")
+        self.checklist.border_title = f"{exp.name} · checklist"
+        self.detail = ItemDetail(id="detail")
+        self.dataset = DatasetPane(id="dataset")
+        self.dataset.border_title = f"Dataset · {exp.data.source or exp.data.factory}"
+        self.results = ChecklistResults(recipes, self.checks, self.checklist, self.detail, self.dataset, self.run_log)
+
+    def event_handlers(self) -> dict[type, Handler]:
+        return {**super().event_handlers(), Progress: self.show_progress}
+
+    def compose(self) -> ComposeResult:
+        # Marks, the first item's detail and the findings are filled in before the first layout: content
+        # that arrives during the mount pass would cost a second layout.
+        self.results.restore()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield self.checklist
+                yield self.detail
+            with Vertical(id="right"):
+                yield self.charts
+                with Horizontal(id="bottom"):
+                    yield self.dataset
+                    yield self.run_log
+        yield self.status
+        yield Footer()
+
+    def mounted(self) -> None:
+        if self.checks.warning:
+            self.run_log.add(self.checks.warning, "warning")
+        self.checklist.focus()
+
+    def start_background(self) -> None:
+        super().start_background()
+        self.jobs.start("load", lambda job: jobs.load(job, self.exp, self.runs, self.data, self.post_message),
+                        foreground=False)
+
+    # -- the checklist ------------------------------------------------------------------------------
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        if event.node.data is not None:
+            self.results.show_detail(event.node.data)
+
+    def on_checklist_run_requested(self, message: Checklist.RunRequested) -> None:
+        ref = message.ref
+        if ref.item == "train":
+            self.action_train()
+            return
+        if ref.item and not self.results.items[ref.item].check:
+            self.notify("A manual item: work through its guidance, then press space to tick it.")
+            return
+        stage = next(s for s in self.recipes.stages if s.number == ref.stage)
+        ids = [ref.item] if ref.item else [i.id for i in stage.items if i.check]
+        if not ids:
+            self.notify(f"Stage {stage.number} has no automated items; its items are ticked by hand.")
+            return
+        self.start_checks(ids)
+
+    def on_checklist_tick_requested(self, message: Checklist.TickRequested) -> None:
+        refusal = self.results.toggle_tick(message.ref)
+        if refusal:
+            self.notify(refusal)
+
+    # -- starting and steering jobs -----------------------------------------------------------------
+    def busy(self) -> bool:
+        job = self.jobs.current
+        if job is None:
+            return False
+        self.notify(f"A {job.kind} job is running; s stops it.", severity="warning")
+        return True
+
+    def start_checks(self, item_ids: list[str]) -> None:
+        if self.busy():
+            return
+        items = self.results.items
+        check_ids = list(dict.fromkeys(items[i].check for i in item_ids if items[i].check))
+        self.status.job = "checking…"
+        self.start_job("check", lambda job: jobs.check(job, self.exp, check_ids, self.runs, self.data,
+                                                        self.post_message), item_ids)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        job = self.jobs.current
+        if action == "stop":
+            return True if job is not None else None
+        if action == "pause":
+            return True if job is not None and job.kind == "train" else None
+        return True
+
+    def action_train(self) -> None:
+        if self.busy():
+            return
+        self.show_run(RunState())
+        self.status.job = "starting training (torch, data, model)…"
+        self.checklist.set_status("train", "running")
+        self.start_job("train", lambda job: jobs.train(job, self.exp, self.runs, self.data), ("train",))
+
+    def action_stop(self) -> None:
+        job = self.jobs.current
+        if job is None:
+            return
+        self.jobs.stop(job)
+        if job.kind == "train" and self.state.active:
+            self.state.status = "stopping"
+        note = " (a checkpoint is written)" if job.kind == "train" else ""
+        self.run_log.add(f"stopping the {job.kind} job…{note}")
+        self.status.show(self.state)
+
+    def action_pause(self) -> None:
+        job = self.jobs.current
+        if job is None or job.kind != "train":
+            return
+        pause = job.control.pause
+        if pause.is_set():
+            pause.clear()
+            self.state.status = "training"
+        else:
+            pause.set()
+            self.state.status = "paused"
+        self.status.show(self.state)
+
+    def action_browse(self) -> None:
+        """The sample browser, filtered by what the data checks found and, after training, by loss."""
+        if self.splits is None:
+            self.notify("The data is still loading; try again in a moment.")
+            return
+        if self.busy():  # e.g. training: building a model for the losses would draw from its RNG
+            return
+        findings = self.results.findings()
+        self.status.job = "browser: losses of the last run…"
+        self.start_job("browse", lambda job: jobs.browse(job, self.exp, self.runs, self.splits, findings,
+                                                          self.post_message))
+
+    def commands(self) -> list[SystemCommand]:
+        return [*super().commands(),
+                SystemCommand("Run item", "key enter: run the selected checklist item", self.checklist.action_run),
+                SystemCommand("Tick item", "key space: tick the selected manual item", self.checklist.action_tick)]
+
+    # -- what jobs report ---------------------------------------------------------------------------
+    def on_job_ended(self, message: JobEnded) -> None:
+        self.drain()  # the job's last events first
+        job = self.jobs.ended(message.job_id)
+        if job is None:
+            return
+        self.results.job_ended(job.kind)
+        self.status.job = ""
+        if self.state.status == "stopping":
+            self.state.status = "stopped"
+        self.status.show(self.state)
+
+    def on_check_reported(self, message: CheckReported) -> None:
+        e = message.event
+        if isinstance(e, CheckStarted):
+            self.status.job = f"checking {e.id}"
+            self.results.check_started(e)
+        elif isinstance(e, LogLine):
+            self.show_log(e)
+        else:
+            self.results.check_result(e)
+
+    def on_data_loaded(self, message: DataLoaded) -> None:
+        self.splits = message.splits
+        self.dataset.show_summary(message.summary)
+
+    def on_browser_ready(self, message: BrowserReady) -> None:
+        from ..widgets.sample_browser import SampleBrowser
+
+        self.app.push_screen(SampleBrowser(self.splits, message.findings))
+
+    def show_progress(self, e: Progress) -> None:
+        job = self.jobs.current
+        if job is not None and job.kind == "check":
+            self.status.job = f"checking {e.task} {e.done:,}/{e.total:,}"
+
+    def show_log(self, e: LogLine) -> None:
+        super().show_log(e)
+        self.results.log_line(e)
+
+    def show_finished(self, e: Finished) -> None:
+        super().show_finished(e)
+        self.results.train_finished(e, self.state.total, self.state.run_dir, metrics_text(e.final))
+
+    def show_failed(self, e: Failed) -> None:
+        super().show_failed(e)
+        self.results.train_failed(e, self.state.run_dir)
+
+    def history_shown(self, message: HistoryLoaded) -> None:
+        if message.state.status != "idle":
+            self.run_log.add(f"last run ({message.state.status} at step {message.state.step:,}): "
+                             f"{short_path(message.run_dir)}")
+
+    def job_failed(self, job: Job, summary: str, tb: str) -> None:
+        if job.kind == "load":
+            self.dataset.show_message(f"the data did not load: {summary} (traceback in the log)")
+        elif job.kind == "train":
+            self.state.status = "failed"
+        self.results.job_failed(job.kind, job.items, summary, tb)

@@ -1,0 +1,254 @@
+"""What the app's two home screens share: a training run on the charts, in the log and on the status
+line, fed by the screen's jobs through its event queue.
+
+Worker threads emit into ``self.queue``. The first event after a drain posts one ``EventsPending``
+(several collapse into one, ``can_replace``); the screen then drains everything at once, at most once
+every ``DRAIN_INTERVAL_S`` (a one-shot timer waits out the rest of the interval), and updates the panes
+in one batch. So a flood of events costs at most 5 drains a second and nothing wakes the UI while no
+job emits. Subclasses compose the panes and add their own event handlers (``event_handlers``).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual import events
+from textual.app import SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.worker import Worker
+
+from recipe_tui.core.events import Checkpoint, Eval, Failed, Finished, LogLine, RunStarted, Step
+
+from ..bridge import EventQueue
+from ..jobs import Job, Jobs, error_text
+from ..messages import EventsPending, HistoryLoaded
+from ..run_state import RunState
+from ..sysinfo import SysSampler
+from ..widgets.charts import Charts
+from ..widgets.run_log import RunLog
+from ..widgets.status_line import StatusLine
+
+# Half the design's 10 Hz ceiling: every wake-up of the UI thread takes the GIL from the trainer, and the
+# status line (1 Hz) and charts (≤4 Hz, budgeted) show nothing faster anyway. Check results and the end
+# of a job are messages of their own, so they show at once.
+DRAIN_INTERVAL_S = 0.2
+EVAL_LOG_S = 10.0
+# The machine's load on the status line (step, rate and ETA refresh with it): every second while a job
+# runs, every few seconds while idle, so that an idle app costs next to nothing.
+STATUS_BUSY_S, STATUS_IDLE_S = 1.0, 5.0
+
+Handler = Callable[[Any], None]
+
+
+class RunScreen(Screen[None]):
+    BINDINGS = [Binding("l", "log_y", "Log-y", id="app.log-y")]
+
+    def __init__(self, runs: str | Path) -> None:
+        super().__init__()
+        self.runs = Path(runs)
+        self.queue = EventQueue(wake=self._wake)
+        self.jobs = Jobs(self, self.queue)
+        self.sampler = SysSampler()
+        self.state = RunState()
+        self.charts = Charts(id="charts")
+        self.run_log = RunLog(id="log")
+        self.status = StatusLine(id="status")
+        self.handlers: dict[type, Handler] = self.event_handlers()
+        self.drains = 0  # how many drains took events (tests and benchmarks read it)
+        self._last_drain = float("-inf")
+        self._drain_timer: Timer | None = None
+        self._status_timer: Timer | None = None
+        self._eval_logged = float("-inf")
+        self._printed = ""  # a print() in progress (Print events arrive in pieces)
+
+    def event_handlers(self) -> dict[type, Handler]:
+        """Event type → handler: ``drain`` looks events up here instead of an if/elif chain."""
+        return {RunStarted: self.show_run_started, Step: self.show_step, Eval: self.show_eval,
+                Finished: self.show_finished, Failed: self.show_failed, Checkpoint: self.show_checkpoint,
+                LogLine: self.show_log}
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.run_log.border_title = "Log"
+        self.charts.show(self.state)
+        self.refresh_status()
+        self.app.begin_capture_print(self)
+        # After the first frame: importing torch in a worker holds the GIL for long stretches, which
+        # would otherwise delay the very frame it is meant not to delay.
+        self.call_after_refresh(self.start_background)
+        self.mounted()
+
+    def mounted(self) -> None:
+        """Called at the end of ``on_mount``."""
+
+    def start_background(self) -> None:
+        self.jobs.start("sampler", lambda job: self.sampler.start(), foreground=False)
+
+    def start_job(self, kind: str, body: Callable[[Job], object], items: Iterable[str] = ()) -> Job:
+        """Start the foreground job (it owns the keys); the status line follows it every second."""
+        job = self.jobs.start(kind, body, items)
+        self.refresh_status()
+        return job
+
+    def on_unmount(self) -> None:
+        self.jobs.stop_all()  # any way out (quit, ctrl+c twice, a crash) must not leave a job running
+        self.app.end_capture_print(self)
+        self.sampler.close()
+
+    async def stop_jobs(self) -> None:
+        """Stop every job and wait for its worker (the trainer checkpoints and returns); show the rest."""
+        self.jobs.stop_all()
+        await self.jobs.wait()
+        self.drain()
+
+    def refresh_status(self) -> None:
+        if self._status_timer is not None:
+            self._status_timer.stop()
+        self.status.reading = self.sampler.sample()
+        self.status.show(self.state)
+        busy = self.jobs.current is not None or self.state.active
+        self._status_timer = self.set_timer(STATUS_BUSY_S if busy else STATUS_IDLE_S, self.refresh_status)
+
+    # -- the event queue ----------------------------------------------------------------------------
+    def _wake(self) -> None:
+        """Called by the queue from any thread, once per drain: non-blocking and thread-safe."""
+        self.post_message(EventsPending())
+
+    def on_events_pending(self, _: EventsPending) -> None:
+        if self._drain_timer is not None:
+            return  # a drain is already due
+        wait = self._last_drain + DRAIN_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            self._drain_timer = self.set_timer(wait, self._timed_drain)
+        else:
+            self.drain()
+
+    def _timed_drain(self) -> None:
+        self._drain_timer = None
+        self.drain()
+
+    def drain(self) -> None:
+        """Take everything the workers emitted since the last drain and update the panes in one batch.
+        Handlers of messages that must come after a job's events (its end, its failure) call it first."""
+        self._last_drain = time.monotonic()
+        events_ = self.queue.drain()
+        if len(self.queue):  # more than one drain takes: the rest after the interval
+            self.on_events_pending(EventsPending())
+        if not events_:
+            return
+        self.drains += 1
+        with self.app.batch_update():
+            version = self.state.version
+            for event in events_:
+                handler = self.handlers.get(type(event))
+                if handler is not None:
+                    handler(event)
+            self.status.show(self.state)
+            if self.state.version != version:
+                self.charts.data_changed()
+
+    # -- training events ----------------------------------------------------------------------------
+    def show_run_started(self, e: RunStarted) -> None:
+        self.state.apply(e)
+        job = self.jobs.current
+        if job is not None and job.control.pause.is_set():
+            self.state.status = "paused"
+        self.status.job = ""
+        self.run_log.add(f"training {e.recipe} on {e.device} ({e.params:,} parameters) → {short_path(e.run_dir)}")
+
+    def show_step(self, e: Step) -> None:
+        self.state.apply(e)
+
+    def show_eval(self, e: Eval) -> None:
+        self.state.apply(e)
+        # The charts carry every eval; the log gets one every EVAL_LOG_S so that a fast run does not
+        # flood it (each log line also costs the UI a relayout).
+        now = time.monotonic()
+        if now - self._eval_logged >= EVAL_LOG_S:
+            self._eval_logged = now
+            self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics_text(e.metrics)}")
+
+    def show_checkpoint(self, e: Checkpoint) -> None:
+        self.run_log.add(f"checkpoint at step {e.step:,} → {short_path(e.path)}")
+
+    def show_finished(self, e: Finished) -> None:
+        self.state.apply(e)
+        self.run_log.add(f"training {e.status} at step {e.step:,}{metrics_text(e.final)}")
+
+    def show_failed(self, e: Failed) -> None:
+        self.state.apply(e)
+        self.run_log.add(f"training failed at step {e.step:,}: {e.reason}", "error", e.detail)
+
+    def show_log(self, e: LogLine) -> None:
+        self.run_log.add(e.message, e.level, e.detail, e.time)
+
+    def on_history_loaded(self, message: HistoryLoaded) -> None:
+        # No drain first: events queued after this message was posted (a watched run goes on) belong
+        # after the history, and the next drain applies them to it.
+        job = self.jobs.current
+        if self.state.active or (job is not None and job.kind == "train"):
+            return  # a new run started meanwhile: its curves win
+        self.show_run(message.state)
+        self.history_shown(message)
+
+    def history_shown(self, message: HistoryLoaded) -> None:
+        """Called after a recorded run was put on the charts."""
+
+    def show_run(self, state: RunState) -> None:
+        """Chart another run (a new one, the restored last one, a watched one)."""
+        self.state = state
+        self.charts.show(state)
+        self.status.show(state)
+
+    # -- worker failures ----------------------------------------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place where a worker's exception becomes a log entry (and, per screen, a mark)."""
+        failure = self.jobs.failure(event)
+        if failure is None:
+            return
+        job, exc = failure
+        summary, tb = error_text(exc)
+        self.drain()  # events emitted before the failure go first
+        self.run_log.add(f"{job.kind} failed: {summary}", "error", tb)
+        self.job_failed(job, summary, tb)
+
+    def job_failed(self, job: Job, summary: str, tb: str) -> None:
+        """Called after a job's worker raised and the log said so."""
+
+    # -- keys and the rest --------------------------------------------------------------------------
+    def action_log_y(self) -> None:
+        self.charts.log_y = not self.charts.log_y
+
+    def on_print(self, event: events.Print) -> None:
+        """print() and warnings from any thread (Textual captures them) go to the run log."""
+        self._printed += event.text
+        *lines, self._printed = self._printed.split("\n")
+        for line in lines:
+            if line.strip():
+                self.run_log.add(line, "warning" if event.stderr else "info")
+
+    def commands(self) -> list[SystemCommand]:
+        """The command palette's entries for this screen's keys (the enabled ones)."""
+        out = []
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            if self.check_action(binding.action, ()):
+                out.append(SystemCommand(binding.description, f"key {binding.key_display or binding.key}",
+                                         getattr(self, f"action_{binding.action}")))
+        return out
+
+
+def metrics_text(values: dict[str, float]) -> str:
+    """``, accuracy 0.9749, val_loss 0.1153``: numbers to append to a log line or a summary."""
+    return "".join(f", {k} {v:.4g}" for k, v in values.items())
+
+
+def short_path(path: str) -> str:
+    """A path relative to the working directory when it is inside it: log lines stay one line."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path

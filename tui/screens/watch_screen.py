@@ -1,0 +1,36 @@
+"""``recipe-tui watch RUN_DIR``: the charts, log and status of a run that another process writes
+(headless, torchrun). It only shows: no checklist, no training keys; the watch job follows events.jsonl."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+
+from .. import jobs
+from .run_screen import RunScreen, short_path
+
+
+class WatchScreen(RunScreen):
+    def __init__(self, run_dir: str | Path, runs: str | Path) -> None:
+        super().__init__(runs)
+        self.run_dir = Path(run_dir)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="right"):
+                yield self.charts
+                with Horizontal(id="bottom"):
+                    yield self.run_log
+        yield self.status
+        yield Footer()
+
+    def mounted(self) -> None:
+        self.status.watching = True
+        self.run_log.add(f"watching {short_path(str(self.run_dir))}: another process writes it, "
+                         "training keys are off")
+
+    def start_background(self) -> None:
+        super().start_background()
+        self.start_job("watch", lambda job: jobs.watch(job, self.run_dir, self.post_message))
