@@ -150,12 +150,14 @@ def summarize_data(splits: Any, task: str) -> DataSummary:
     import torch
 
     from recipe_tui.core.data import targets_of
+    from recipe_tui.core.tasks import task_of
 
     info = splits.info
+    kind = task_of(task)
     sizes = tuple((name, len(ds)) for name, ds in splits.items())
     hists: dict[str, list[int]] = {}
     note = ""
-    if task == "regression" or not info.num_classes:
+    if not kind.classes or not info.num_classes:
         note = "regression targets: no class histogram"
     else:
         for name, ds in splits.items():
@@ -163,7 +165,7 @@ def summarize_data(splits: Any, task: str) -> DataSummary:
                 y = targets_of(ds)
             except (TypeError, ValueError, RuntimeError):  # e.g. string labels in a .labels attribute
                 y = None
-            integer_ids = y is not None and not y.is_floating_point() and y.dim() <= (2 if task == "language-model" else 1)
+            integer_ids = y is not None and not y.is_floating_point() and y.dim() <= (2 if kind.sequence else 1)
             if not integer_ids:  # absent, or one-hot / soft targets: not class ids to count
                 note = "labels are not available without reading every sample (run data-stats)"
                 hists = {}
