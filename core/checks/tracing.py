@@ -12,7 +12,8 @@ import torch.nn as nn
 
 from ..tasks import first_tensor
 
-RTOL = {torch.float64: 1e-9, torch.float32: 1e-5}  # a dependency smaller than this × the largest is noise
+# A dependency smaller than this × the largest is noise (rounding in that dtype).
+RTOL = {torch.float64: 1e-9, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
 
 
 @dataclass
