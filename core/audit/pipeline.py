@@ -40,12 +40,9 @@ def audit_scans(ctx: "CheckContext") -> dict[str, SplitScan]:
     draws from a fixed seed, and the caller's global RNG is left as it was: the scan is the same whichever check
     asks first."""
     if SCANS_KEY not in ctx.cache:
-        import torch
-
-        from ..data.rng import preserved
+        from ..data.rng import seeded
         splits = audit_splits(ctx)
-        with preserved():
-            torch.manual_seed(0)
+        with seeded(0):
             ctx.cache[SCANS_KEY] = scan_splits(splits, tick=ctx.tick)
     return ctx.cache[SCANS_KEY]
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 from ..tasks import first_tensor
 from .common import first_batch
 from .context import CheckContext
-from .tracing import RTOL, Record, Tracer, change_by_position, time_axis, with_dtype
+from .tracing import Record, Tracer, change_by_position, model_dtype, rtol, time_axis, with_dtype
 from .verdict import Verdict
 
 FUTURE_HINT = ("The model sees the future during training: use a causal attention mask (is_causal / "
@@ -69,7 +69,7 @@ class Probe:
         return out.detach(), [Record(r.name, r.kind, r.out.detach()) for r in tracer.records]
 
     def run(self, dtype: torch.dtype) -> Found:
-        rtol, found = RTOL.get(dtype, 2e-2), Found()
+        tol, found = rtol(dtype), Found()
         culprit: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (base, variant, t) of the first violation
         n_seq, total = len(self.xs), len(self.xs) * len(self.positions)
         for s in range(n_seq):
@@ -81,17 +81,17 @@ class Probe:
                 change = torch.zeros(self.length, dtype=torch.float64)
                 for v in self.variants(x, t):
                     delta = change_by_position(base, self.forward(v, record=False)[0], 1)
-                    if culprit is None and t and bool((delta[:t] > rtol * delta.max()).any()):
+                    if culprit is None and t and bool((delta[:t] > tol * delta.max()).any()):
                         culprit = (x, v, t)
                     change = torch.maximum(change, delta)
                 scale = float(change.max())
                 if scale == 0.0:
                     continue
-                found.violations += [(u, t) for u in range(t) if change[u] > rtol * scale]
-                if change[t] <= rtol * scale:
+                found.violations += [(u, t) for u in range(t) if change[u] > tol * scale]
+                if change[t] <= tol * scale:
                     found.blind.append(t)
         if found.violations and culprit is not None:  # only now pay for recording every module's output
-            found.first_module = self.first_module(*culprit, rtol)
+            found.first_module = self.first_module(*culprit, tol)
         return found
 
     def first_module(self, x: torch.Tensor, v: torch.Tensor, t: int, rtol: float) -> str | None:
@@ -160,11 +160,6 @@ def check(ctx: CheckContext) -> Verdict:
     return Verdict("pass", f"the output at every tested position t depends only on inputs ≤ t "
                    f"({len(positions)} positions × {n_seq} sequences, {metrics['dtype']}){note}.", metrics,
                    "The model at time t only depends on the past.")
-
-
-def model_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype the model trains in: that of its first floating-point parameter (float32 when it has none)."""
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 def confirm(ctx: CheckContext, model: nn.Module, xs: torch.Tensor, vocab: int, found: Found, own: torch.dtype) -> int:

@@ -44,7 +44,7 @@ class Progress:
     evals: list[tuple[int, float]] = field(default_factory=list)  # (step, eval-mode loss)
     best: float = math.inf
     best_step: int = 0
-    stopped: str = "diverged"  # fitted | plateau | time-budget | diverged (the loss became NaN/Inf)
+    stopped: str = "diverged"  # fitted | plateau | time-budget | wrong-labels | diverged (the loss became NaN/Inf)
     reached: Reached | None = None
 
 
@@ -143,6 +143,8 @@ def fit_batch(ctx: CheckContext, x: torch.Tensor, y: torch.Tensor) -> Fit:
         seen.evals.append((step + 1, e_loss))
         if fitted(e_loss, e_acc):
             return stop("fitted", Reached(step + 1, "eval", e_loss, e_acc, e_out))
+        if e_loss <= target:  # low enough, yet labels that could be right are wrong: more steps will not help
+            return stop("wrong-labels")
         if e_loss < seen.best * (1 - MIN_GAIN):
             seen.best, seen.best_step = e_loss, step + 1
         left = deadline - time.monotonic()

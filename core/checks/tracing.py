@@ -27,6 +27,17 @@ def module_names(model: nn.Module) -> dict[int, str]:
     return {id(m): (n or f"(the model's own forward, {type(m).__name__})") for n, m in model.named_modules()}
 
 
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the model trains in: that of its first floating-point parameter (float32 when it has none). It
+    decides a dependency check: float64 only proposes candidates, because some kernels treat a float32 mask
+    differently when the inputs are float64."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def rtol(dtype: torch.dtype) -> float:
+    return RTOL.get(dtype, 2e-2)
+
+
 def with_dtype(model: nn.Module, x: torch.Tensor, run: Callable[[torch.dtype], Any]) -> tuple[Any, torch.dtype]:
     """``run(dtype)`` in float64 when the model and device allow it, else in float32."""
     dtypes = [torch.float32] if x.device.type == "mps" else [torch.float64, torch.float32]

@@ -39,3 +39,13 @@ def preserved() -> Iterator[None]:
         yield
     finally:
         restore(state)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """``preserved``, with the body drawing from generators seeded with ``seed``: the same draws whoever calls it."""
+    with preserved():
+        torch.default_generator.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        yield

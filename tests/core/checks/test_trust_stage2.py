@@ -66,6 +66,15 @@ def test_causality_fails_when_the_models_own_dtype_sees_the_future_too():
     assert all(t < u for t, u in r.metrics["violations"])
 
 
+def test_batch_independence_counts_only_leaks_that_the_models_own_dtype_confirms():
+    r = run("batch-independence", experiment(zoo("kernel-norm")))
+    assert r.status == "pass", r.summary
+    assert r.metrics["unconfirmed"] == r.metrics["examples_tested"] and r.metrics["leaks"] == {}
+    assert "did not confirm" in r.summary
+    bug = run("batch-independence", experiment(zoo("kernel-norm", fused=())))
+    assert bug.status == "fail" and bug.metrics["unconfirmed"] == [], bug.summary
+
+
 # ------------------------------------------------------------------------------------------ class 8: overfit-batch
 
 

@@ -189,6 +189,26 @@ class KernelAttentionGPT(nn.Module):
         return self.head(h + self.mlp(h))
 
 
+class KernelNormMLP(nn.Module):
+    """The same trap for batch-independence: a normalisation that dispatches on dtype, a fused per-example kernel
+    for the dtypes it supports and, for the rest, a fallback that normalises over the wrong axis — the batch
+    (backends that disagree with the reference, as in Ascend/pytorch#88). In float32, what training runs, the
+    examples stay apart. ``fused=()`` sends float32 through the fallback too: then it really mixes the batch."""
+
+    def __init__(self, fused: tuple[str, ...] = ("float16", "bfloat16", "float32"), width: int = 32):
+        super().__init__()
+        self.fused = {getattr(torch, name) for name in fused}
+        self.fc1, self.fc2 = nn.Linear(64, width), nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc1(x.flatten(1))
+        if h.dtype in self.fused:
+            h = F.layer_norm(h, h.shape[-1:])
+        else:
+            h = (h - h.mean(0)) / (h.std(0) + 1e-5)
+        return self.fc2(F.relu(h))
+
+
 # ------------------------------------------------------------------------------------------ class 8: slow but correct
 
 
@@ -211,4 +231,5 @@ class TutorialNet(nn.Module):
         return self.fc3(self.drop(F.relu(self.fc2(x))))
 
 
-MODELS = {"rezero": ReZeroMLP, "kernel-gpt": KernelAttentionGPT, "tutorial-net": TutorialNet}
+MODELS = {"rezero": ReZeroMLP, "kernel-gpt": KernelAttentionGPT, "kernel-norm": KernelNormMLP,
+          "tutorial-net": TutorialNet}
