@@ -97,7 +97,8 @@ class ChecksConfig:
     init_loss_tolerance: float = ranged(0.15, 0.0, 10.0, lo_open=True)  # relative deviation from the expected loss
     init_loss_batches: int = ranged(8, 1, 10_000)
     overfit_batch_size: int = ranged(8, 2, 16)  # a batch of a few examples
-    overfit_steps: int = ranged(500, 1, 1_000_000)
+    overfit_steps: int = ranged(500, 1, 1_000_000)  # patience: steps without a 1 % better eval-mode loss
+    overfit_seconds: float = ranged(60.0, 0.0, 86_400.0, lo_open=True)  # time budget of overfit-batch
     overfit_lr: float = ranged(3e-3, 0.0, 10.0, lo_open=True)
     overfit_loss: float = ranged(0.05, 0.0, 10.0, lo_open=True)  # "near-zero" loss
     zero_input_steps: int = ranged(200, 1, 1_000_000)

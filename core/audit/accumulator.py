@@ -2,6 +2,7 @@
 a chunk of samples, accumulated into a ``SplitScan``."""
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -77,7 +78,7 @@ class Accumulator:
         self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "hashes", "stats", "emb", "feat")}
         self.ys: list[Any] = []
         self.nonfinite: list[tuple[int, str]] = []
-        self.out_of_range: list[int] = []
+        self.out_of_range: list[tuple[int, str]] = []
         self.channels: ChannelStats | None = None
         self.tokens: np.ndarray | None = None
         self.lengths: list[np.ndarray] = []
@@ -85,6 +86,8 @@ class Accumulator:
         self.emb_dim: int | None = None
         self.feat_dim: int | None = None
         self.pooled: tuple[int, int, int, int] | None = None  # feature and embedding grid of images
+        # Everything the scan read, in order: the audit cache's key, so a cached result is never stale.
+        self.digest = hashlib.sha256(f"{name}:{kind}:{ignore_index}:{vocab_size}".encode())
 
     def add(self, x: torch.Tensor, y: Any, positions: np.ndarray) -> None:
         """A chunk of samples of one shape. ``y``: array-like of their labels (or None)."""
@@ -105,10 +108,30 @@ class Accumulator:
         else:
             stats, emb, feat, all_finite = self._numeric(x, positions, main)
             self.parts["hashes"].append(hash_rows(x, all_finite))
+        self._digest_chunk(x, y, positions)
         self.parts["stats"].append(stats)
         for key, value in (("emb", emb), ("feat", feat)):
             if value is not None:
                 self.parts[key].append(value)
+
+    def _digest_chunk(self, x: torch.Tensor, y: Any, positions: np.ndarray) -> None:
+        """The chunk's dtype and shape, positions, per-sample hashes (every value the audit computes from: floats
+        as float32, as the statistics and embeddings read them) and labels."""
+        d = self.digest
+        d.update(f"|{x.dtype}:{tuple(x.shape)}|".encode())
+        d.update(np.ascontiguousarray(positions, dtype=np.int64).tobytes())
+        d.update(self.parts["hashes"][-1].tobytes())
+        if y is None:
+            d.update(b"no-labels")
+            return
+        try:
+            a = np.asarray(y)
+        except (ValueError, TypeError):  # labels of varying shapes
+            a = np.asarray(y, dtype=object)
+        if a.dtype == object:
+            d.update(repr([np.asarray(v).tolist() for v in y]).encode())
+        else:
+            d.update(f"{a.dtype}:{a.shape}".encode() + np.ascontiguousarray(a).tobytes())
 
     # -- images and vectors
     def _numeric(self, x: torch.Tensor, positions: np.ndarray, main: bool
@@ -197,9 +220,12 @@ class Accumulator:
                 valid = yt != self.ignore_index
         length = valid.sum(1)
         v = self.vocab_size
-        bad = valid & ((ids < 0) | (ids >= v)) if v else valid & (ids < 0)
+        # Every input id, padding positions included: nn.Embedding looks them all up, so a padding id outside
+        # the vocabulary crashes training even though its target is ignored.
+        bad = (ids < 0) | (ids >= v) if v else ids < 0
         if bool(bad.any()):
-            self.out_of_range += [int(positions[r]) for r in torch.nonzero(bad.any(1)).flatten().tolist()]
+            self.out_of_range += [(int(positions[r]), self._out_of_range_detail(ids[r], bad[r], valid[r]))
+                                  for r in torch.nonzero(bad.any(1)).flatten().tolist()]
         good = ids[valid & ~bad]
         counts = np.bincount(good.numpy(), minlength=v or 0)
         if self.tokens is None:
@@ -214,6 +240,13 @@ class Accumulator:
         top = torch.where(valid, ids, torch.full_like(ids, -(2 ** 62))).amax(1).clamp(min=-1)
         self.stat_names = ("length", "distinct", "max_id")
         return torch.stack([length, distinct, top], 1).double().numpy()
+
+    def _out_of_range_detail(self, ids: torch.Tensor, bad: torch.Tensor, valid: torch.Tensor) -> str:
+        """Which id, where, and whether it sits at a padding position (its target is the ignore index)."""
+        t = int(torch.nonzero(bad).flatten()[0])
+        where = "a padding position" if not bool(valid[t]) else "a real position"
+        vocab = f"0…{self.vocab_size - 1}" if self.vocab_size else "≥ 0"
+        return f"id {int(ids[t])} at position {t} ({where}) is outside the vocabulary {vocab}"
 
     def _token_features(self, x: torch.Tensor) -> np.ndarray | None:
         """Sequences: the token histogram (bag of tokens) as features for the quick label model."""
@@ -236,6 +269,7 @@ class Accumulator:
             except ValueError:  # labels of varying shapes
                 y = None
         hashes = np.concatenate(self.parts["hashes"]) if self.parts["hashes"] else np.zeros(0, dtype="V16")
+        self.digest.update(f"|{length}:{source}:{failed!r}".encode())  # samples that failed to load, and why
         return SplitScan(
             name=self.name, length=length, source=source, kind=self.kind, shapes=self.shapes, dtype=self.dtype,
             index=cat("index", 0).astype(np.int64), y=y, hashes=hashes,
@@ -244,4 +278,5 @@ class Accumulator:
             feat=np.concatenate(self.parts["feat"]) if self.parts["feat"] else None,
             nonfinite=self.nonfinite, failed=failed, out_of_range=self.out_of_range, channels=self.channels,
             tokens=self.tokens, lengths=np.concatenate(self.lengths) if self.lengths else None,
+            digest=self.digest.hexdigest(),
         )

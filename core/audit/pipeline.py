@@ -1,11 +1,12 @@
-"""Glue for the stage-1 checks: the audited data, one scan per job, results cached by data fingerprint."""
+"""Glue for the stage-1 checks: the audited data, one scan per job, the expensive results cached under a digest
+of everything the scan read."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..checks.verdict import Verdict
-from .cache import AuditCache, cache_key, fingerprint_splits
+from .cache import AuditCache, cache_key, fingerprint_scans
 from .scan import SplitScan, scan_splits
 
 if TYPE_CHECKING:
@@ -28,15 +29,21 @@ def audit_splits(ctx: "CheckContext") -> "Splits":
 
 
 def data_fingerprint(ctx: "CheckContext") -> str:
+    """The digest of everything the scan read: exact, so a cached result is never stale."""
     if FINGERPRINT_KEY not in ctx.cache:
-        ctx.cache[FINGERPRINT_KEY] = fingerprint_splits(audit_splits(ctx), tick=ctx.tick)
+        ctx.cache[FINGERPRINT_KEY] = fingerprint_scans(audit_scans(ctx), audit_splits(ctx).info)
     return ctx.cache[FINGERPRINT_KEY]
 
 
 def audit_scans(ctx: "CheckContext") -> dict[str, SplitScan]:
-    """One pass over every split, shared by all stage-1 checks of a job."""
+    """One pass over every split, shared by all stage-1 checks of a job. A dataset that augments as it is read
+    draws from a fixed seed, and the caller's global RNG is left as it was: the scan is the same whichever check
+    asks first."""
     if SCANS_KEY not in ctx.cache:
-        ctx.cache[SCANS_KEY] = scan_splits(audit_splits(ctx), tick=ctx.tick)
+        from ..data.rng import seeded
+        splits = audit_splits(ctx)
+        with seeded(0):
+            ctx.cache[SCANS_KEY] = scan_splits(splits, tick=ctx.tick)
     return ctx.cache[SCANS_KEY]
 
 
@@ -47,8 +54,9 @@ def cache_dir(ctx: "CheckContext") -> Path:
 
 def cached_check(ctx: "CheckContext", name: str, params: dict[str, Any],
                  compute: Callable[[], Verdict]) -> Verdict:
-    """``compute()`` unless a verdict for the same data, check ``name`` and ``params`` is on disk; stores
-    verdicts (pass, warn, fail), never skips or errors."""
+    """``compute()`` unless a verdict for the same data (every byte the scan read), check ``name`` and ``params``
+    is on disk; stores verdicts (pass, warn, fail), never skips or errors. For the expensive checks only
+    (duplicates, label-issues): the rest is cheaper to recompute from the scan than to look up."""
     key = cache_key(data_fingerprint(ctx), name, params)
     cache = AuditCache(cache_dir(ctx))
     hit = cache.get(key)

@@ -7,6 +7,7 @@ is iterated item by item, and items that raise are recorded, not fatal.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,9 @@ def scan_split(name: str, ds: Any, kind: str = "image", *, ignore_index: int = -
     scan = acc.finish(n, source, failed)
     if source == "stored" and sample_model_input:
         scan.model_input = sample_channel_stats(ds, kind, sample_model_input, tick)
+        if scan.model_input is not None:  # read through the transforms: part of what the audit read
+            seen = scan.model_input.summary()
+            scan.digest = hashlib.sha256(f"{scan.digest}:{seen!r}".encode()).hexdigest()
     return scan
 
 

@@ -64,11 +64,13 @@ class SplitScan:
     feat: np.ndarray | None  # (n, f) float32 features for the quick label model
     nonfinite: list[tuple[int, str]] = field(default_factory=list)  # (position, "nan" | "inf")
     failed: list[tuple[int, str]] = field(default_factory=list)  # (position, "Error: message")
-    out_of_range: list[int] = field(default_factory=list)  # sequences: positions holding token ids outside the vocabulary
+    out_of_range: list[tuple[int, str]] = field(default_factory=list)  # sequences: (position, detail) of samples
+    #                                                    holding an input id outside the vocabulary, anywhere
     channels: ChannelStats | None = None
     model_input: ChannelStats | None = None  # stored data: channel stats of what the model sees (a sample, transforms applied)
     tokens: np.ndarray | None = None  # sequences: how often each token id occurs among the inputs
     lengths: np.ndarray | None = None  # sequences: tokens per sample
+    digest: str = ""  # SHA-256 of everything the scan read (values, labels, failures): the audit cache's key
 
     @property
     def finite(self) -> np.ndarray:

@@ -8,6 +8,8 @@ import numpy as np
 from .scan import SplitScan
 
 SHIFT_LIMIT = 0.5  # a held-out split whose channel mean differs from train's by more train stds: shifted
+STD_RATIO_LIMIT = 1.5  # … or whose channel std is more than this many times larger or smaller than train's
+MIN_VALUES = 200  # a std of fewer values per channel is too noisy to compare
 
 
 def data_stats(scans: dict[str, SplitScan], vocab: str | None = None, vocab_size: int | None = None) -> dict[str, Any]:
@@ -35,20 +37,24 @@ def data_stats(scans: dict[str, SplitScan], vocab: str | None = None, vocab_size
         splits[name] = d
         bad += [{"split": name, "index": i, "problem": "load-error", "detail": msg} for i, msg in sc.failed]
         bad += [{"split": name, "index": i, "problem": kind, "detail": ""} for i, kind in sc.nonfinite]
-        bad += [{"split": name, "index": i, "problem": "token-out-of-range", "detail": ""} for i in sc.out_of_range]
+        bad += [{"split": name, "index": i, "problem": "token-out-of-range", "detail": d} for i, d in sc.out_of_range]
     shapes = {name: sorted(sc.shapes) for name, sc in scans.items() if sc.shapes}
     inconsistent = len({tuple(v) for v in shapes.values()}) > 1 or any(len(v) > 1 for v in shapes.values())
     dtypes = {sc.dtype for sc in scans.values() if sc.dtype}
+    shift, ratio = _against_train(scans, names)
     return {"splits": splits, "bad": bad, "inconsistent_shapes": inconsistent, "dtypes_differ": len(dtypes) > 1,
-            "shift": _shift(scans, names)}
+            "shift": shift, "std_ratio": ratio}
 
 
-def _shift(scans: dict[str, SplitScan], names: list[str]) -> dict[str, float]:
-    """Largest |mean_split − mean_train| / std_train over channels, per held-out split."""
+def _against_train(scans: dict[str, SplitScan], names: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per held-out split: the largest |mean − train mean| / train std over channels (shift), and the channel std
+    over train's std that is farthest from 1 (ratio; channels with too few values to tell are left out). A split
+    standardised with other statistics than train can keep its mean but not its spread."""
     if not names or scans[names[0]].channels is None:
-        return {}
-    ref = scans[names[0]].channels.summary()
-    out = {}
+        return {}, {}
+    ref_stats = scans[names[0]].channels
+    ref = ref_stats.summary()
+    shift, ratio = {}, {}
     for name in names[1:]:
         ch = scans[name].channels
         if ch is None or len(ch.count) != len(ref["mean"]):
@@ -57,8 +63,16 @@ def _shift(scans: dict[str, SplitScan], names: list[str]) -> dict[str, float]:
         gaps = [abs(m - r) / s for m, r, s in zip(cur["mean"], ref["mean"], ref["std"])
                 if m is not None and r is not None and s]
         if gaps:
-            out[name] = round(max(gaps), 4)
-    return out
+            shift[name] = round(max(gaps), 4)
+        enough = (ch.count >= MIN_VALUES) & (ref_stats.count >= MIN_VALUES)
+        ratios = [c / r for c, r, ok in zip(cur["std"], ref["std"], enough) if ok and c is not None and r]
+        if ratios:
+            ratio[name] = round(max(ratios, key=lambda v: abs(np.log(v)) if v > 0 else np.inf), 4)
+    return shift, ratio
+
+
+def std_ratio_off(ratio: float) -> bool:
+    return not (1 / STD_RATIO_LIMIT <= ratio <= STD_RATIO_LIMIT)
 
 
 def describe_shape(shapes: dict[str, int]) -> str:

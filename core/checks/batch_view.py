@@ -59,8 +59,9 @@ def sample_payload(x: torch.Tensor, y: torch.Tensor, info: DataInfo) -> list[dic
             for i in range(min(SAMPLES, len(x)))]
 
 
-def model_input(ctx: CheckContext, x: torch.Tensor) -> Any:
-    """What the model's forward receives for the batch ``x`` (after any wrapper of the user's)."""
+def model_input(ctx: CheckContext, x: torch.Tensor) -> tuple[Any, str]:
+    """What the model's forward receives for the batch ``x`` (after any wrapper of the user's), and what the forward
+    raised on it ("" if nothing). A batch the model cannot take (an id outside its embedding) is still shown."""
     model = ctx.new_model()
     model.train()
     captured: dict[str, Any] = {}
@@ -72,9 +73,16 @@ def model_input(ctx: CheckContext, x: torch.Tensor) -> Any:
     try:
         with torch.no_grad():
             model(x)
+    except Exception as exc:
+        if "x" not in captured:
+            raise
+        import traceback
+        ctx.log(f"batch-view: the model raised on the first batch: {type(exc).__name__}: {exc}", level="error",
+                detail=traceback.format_exc())
+        return captured["x"], f"{type(exc).__name__}: {exc}"
     finally:
         handle.remove()
-    return captured.get("x")
+    return captured.get("x"), ""
 
 
 def float_problems(xin: torch.Tensor, metrics: dict[str, Any]) -> list[Problem]:
@@ -108,9 +116,12 @@ def input_problems(task: Task, xin: torch.Tensor, info: DataInfo, metrics: dict[
     else:
         metrics.update(x_min=int(xin.min()), x_max=int(xin.max()), distinct=int(xin.unique().numel()))
         problems = []
-        if info.num_classes and task.sequence and int(xin.max()) >= info.num_classes:
-            problems.append(Problem("fail", f"token id {int(xin.max())} is outside the vocabulary of {info.num_classes}",
-                                    "Check the tokenizer/vocabulary size the model is built with."))
+        outside = [v for v in (int(xin.min()), int(xin.max())) if v < 0 or (info.num_classes and v >= info.num_classes)]
+        if task.sequence and outside:  # padding positions too: nn.Embedding looks every id up
+            vocab = f" 0…{info.num_classes - 1}" if info.num_classes else ""
+            problems.append(Problem("fail", f"token id {outside[-1]} is outside the vocabulary{vocab}",
+                                    "Check the tokenizer/vocabulary size the model is built with, and the padding id: "
+                                    "it must be a row of the embedding too."))
     if len(xin) >= 2 and all(torch.equal(xin[0], xin[i]) for i in range(1, len(xin))):
         problems.append(Problem("fail", f"all {len(xin)} examples in the batch are identical",
                                 "The dataset returns the same example whatever the index: check __getitem__."))
@@ -157,7 +168,7 @@ def describe(xin: torch.Tensor, y: torch.Tensor, metrics: dict[str, Any]) -> str
 def check(ctx: CheckContext) -> Verdict:
     info, task = ctx.splits().info, ctx.task
     x, y = next(train_batches(ctx, ctx.exp.train.batch_size))  # the trainer's own first batch
-    xin = model_input(ctx, x)
+    xin, raised = model_input(ctx, x)
     if not isinstance(xin, torch.Tensor):
         return Verdict("skip", f"the model's input is {type(xin).__name__}, not a tensor.")
     xin, y = xin.detach().cpu(), y.detach().cpu()
@@ -169,6 +180,10 @@ def check(ctx: CheckContext) -> Verdict:
         problems += label_problems(y, info, metrics)
     if task.sequence and not xin.is_floating_point() and xin.shape == y.shape and xin.dim() == 2:
         problems += shift_problems(xin, y, info, metrics)
+    if raised:
+        metrics["model_error"] = raised
+        problems.append(Problem("fail", f"the model raised on this batch ({raised})",
+                                "Fix what the batch shows above first; the traceback is what training would hit."))
     metrics["samples"] = sample_payload(xin, y, info)
     if info.class_names:
         metrics["class_names"] = list(info.class_names[:100])

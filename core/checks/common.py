@@ -3,6 +3,7 @@ optimizer steps, fresh models, target statistics, and number formatting for summ
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Any, Callable, Iterator
 
@@ -42,11 +43,7 @@ def fresh_model(ctx: CheckContext, seed: int | None = None, init_bias: bool | No
     """``ctx.new_model`` with ``model.init_bias`` forced on or off (None: as the recipe says)."""
     if init_bias is None or init_bias == ctx.exp.model.init_bias:
         return ctx.new_model(seed)
-    from ..models import build_initialized_model
-    from ..trainer import seed_everything
-    seed_everything(ctx.exp.train.seed if seed is None else seed)
-    exp = ctx.exp.replace("model", init_bias=init_bias)
-    return build_initialized_model(exp, ctx.splits()).to(ctx.device)
+    return ctx.new_model(seed, exp=ctx.exp.replace("model", init_bias=init_bias))
 
 
 def train_batches(ctx: CheckContext, batch_size: int, seed: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -95,19 +92,19 @@ def pick_batch_size(shape: tuple[int, ...], n_available: int, preferred: int = 8
     return min(n_available, preferred)
 
 
-def train_steps(ctx: CheckContext, model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], steps: int,
-                lr: float, label: str, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+def train_steps(ctx: CheckContext, model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+                steps: int | None, lr: float, label: str, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                 on_step: OnStep | None = None) -> list[float]:
-    """Up to ``steps`` optimizer steps (the recipe's optimizer, constant ``lr``) in train mode; the loss of
-    every step. Ends early on a non-finite loss, or when ``on_step(step, outputs, loss)`` returns True
-    (it may switch the model to eval mode to look, and must switch it back)."""
+    """Up to ``steps`` optimizer steps (None: until ``on_step`` ends it) with the recipe's optimizer at a constant
+    ``lr``, in train mode; the loss of every step. Ends early on a non-finite loss, or when ``on_step(step,
+    outputs, loss)`` returns True (it may switch the model to eval mode to look, and must switch it back)."""
     from ..trainer import make_optimizer
     opt = make_optimizer(model, dataclasses.replace(ctx.exp.train, lr=lr))
     loss_fn = ctx.task.loss
     model.train()
     losses = []
-    for step in range(steps):
-        ctx.tick(label, step, steps)
+    for step in (range(steps) if steps is not None else itertools.count()):
+        ctx.tick(label, step, steps or 0)
         x, y = next(batches)
         if transform is not None:
             x = transform(x)

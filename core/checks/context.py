@@ -29,24 +29,51 @@ class CheckContext:
     cache: dict[str, Any] = field(default_factory=dict)  # shared between checks of one job (data scans …)
     runs_root: str = "runs"  # on-disk caches (e.g. data audit results by fingerprint) live under here
     _splits: Any = None
+    _after_load: Any = None  # the global RNG state right after the data was loaded (``restart``)
 
     def splits(self) -> "Splits":
+        """The data, loaded once per job the way ``run_training`` loads it: right after seeding, because loading
+        may draw from the global RNG (``random_split`` without a generator, a dataset augmenting on first read)."""
         if self._splits is None:
             from ..data import load_data
+            from ..data.rng import capture
+            from ..trainer import seed_everything
+            seed_everything(self.exp.train.seed)
             self._splits = load_data(self.exp)
+            self._after_load = capture()
         return self._splits
+
+    def restart(self) -> None:
+        """Put the global RNG where a training run has it after "seed, then load the data": every check starts
+        here (``run_check``) and every fresh model is built from here, so that no result depends on which
+        checks ran before it in the same job, or on what they drew."""
+        import torch
+
+        from ..data.rng import capture, restore
+        from ..trainer import seed_everything
+        self.splits()
+        if self._after_load is None:  # data handed in directly (tests, the app): nothing was drawn loading it
+            seed_everything(self.exp.train.seed)
+            self._after_load = capture()
+        torch.manual_seed(self.exp.train.seed)  # accelerator generators (the CPU state is restored next)
+        restore(self._after_load)
 
     @property
     def device(self) -> "torch.device":
         from ..trainer import resolve_device
         return resolve_device(self.device_name if self.device_name != "auto" else self.exp.train.device)
 
-    def new_model(self, seed: int | None = None) -> "nn.Module":
-        """A freshly initialised model (seeded: ``train.seed`` unless given), on the check device."""
+    def new_model(self, seed: int | None = None, exp: Experiment | None = None) -> "nn.Module":
+        """A freshly initialised model on the check device: with ``train.seed``, exactly the model a training run
+        builds (``restart``, then build); with another seed, built right after seeding with it. ``exp``: build
+        this variant of the experiment instead (same data)."""
         from ..models import build_initialized_model
         from ..trainer import seed_everything
-        seed_everything(self.exp.train.seed if seed is None else seed)
-        return build_initialized_model(self.exp, self.splits()).to(self.device)
+        if seed is None or seed == self.exp.train.seed:
+            self.restart()
+        else:
+            seed_everything(seed)
+        return build_initialized_model(exp or self.exp, self.splits()).to(self.device)
 
     @property
     def task(self) -> "Task":

@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     from ..audit.scan import SplitScan
 
 
+# The quick model learnt nothing usable when its held-out accuracy closes less than this fraction of the gap
+# between always predicting the majority class and being always right: its flags are then its own noise.
+NEAR_CHANCE = 0.1
+NEAR_CHANCE_SUMMARY = "the quick model cannot learn this data; rank by your model's loss instead"
+
+
 def check(ctx: CheckContext) -> Verdict:
     from ..audit.pipeline import audit_scans, audit_splits, cached_check
 
@@ -66,16 +72,22 @@ def find_label_issues(ctx: CheckContext, scans: dict[str, "SplitScan"], k: int) 
 def judge(ctx: CheckContext, y: "np.ndarray", probs: "np.ndarray", candidates: list[dict[str, Any]],
           count: dict[str, int]) -> Verdict:
     """The verdict on the candidates (``count``: per split, the first being train) of the quick model's ``probs``."""
+    import numpy as np
+
     from ..audit.labels import estimated_noise_rate
 
     cfg = ctx.exp.checks
     train = next(iter(count))
     acc = float((probs.argmax(1) == y).mean())
+    majority = float(np.bincount(y).max() / len(y))
     noise = estimated_noise_rate(y, probs)
     frac = count[train] / len(y)
     m = {"candidates": candidates[: cfg.label_max_candidates], "count": count, "noise_rate": round(noise, 5),
-         "flagged_fraction": round(frac, 5), "cv_accuracy": round(acc, 4), "folds": cfg.label_folds,
-         "method": "confident_joint", "score": "normalized_margin", "limit": cfg.label_issue_fraction}
+         "flagged_fraction": round(frac, 5), "cv_accuracy": round(acc, 4), "majority_rate": round(majority, 4),
+         "folds": cfg.label_folds, "method": "confident_joint", "score": "normalized_margin",
+         "limit": cfg.label_issue_fraction}
+    if acc < majority + NEAR_CHANCE * (1 - majority):
+        return near_chance(m, acc, majority)
     per = ", ".join(f"{s} {n}" for s, n in count.items())
     desc = (f"{sum(count.values())} likely label error(s) ({per}) by confident learning; the quick model's "
             f"held-out accuracy is {acc:.1%}")
@@ -87,3 +99,13 @@ def judge(ctx: CheckContext, y: "np.ndarray", probs: "np.ndarray", candidates: l
         hint += (" The quick model is weak on this data, so many candidates are its own mistakes: after "
                  "training, rank by your model's per-sample loss instead.")
     return Verdict("warn", f"{desc}; {frac:.1%} of {train} flagged (above {cfg.label_issue_fraction:.1%}).", m, hint)
+
+
+def near_chance(m: dict[str, Any], acc: float, majority: float) -> Verdict:
+    """A quick model about as good as always predicting the majority class: its flags are not label errors."""
+    m.update(flags_ignored=sum(m["count"].values()), candidates=[], count={s: 0 for s in m["count"]},
+             flagged_fraction=0.0, near_chance=True)
+    return Verdict("warn", f"{NEAR_CHANCE_SUMMARY}: its held-out accuracy is {acc:.1%}, against {majority:.1%} for always "
+                   f"predicting the most common class, so its {m['flags_ignored']} flag(s) are not counted as label errors.",
+                   m, "After training, sort the samples by your own model's per-sample loss (the sample browser, key b, "
+                   "largest loss first) and look at the top ones; fix the labels that are wrong.")

@@ -1,10 +1,16 @@
 """Stage 2, "overfit one batch": fit a handful of examples down to the lowest loss they allow; when the
-model cannot, the first matching entry of ``DIAGNOSES`` says why."""
+model cannot, the first matching entry of ``DIAGNOSES`` says why.
+
+The fit goes on while it makes progress: it stops once the batch is fitted, when the eval-mode loss has not
+improved by ``MIN_GAIN`` for ``checks.overfit_steps`` steps (patience), or when ``checks.overfit_seconds``
+are spent. Progress and the losses the verdict names are measured in eval mode: dropout makes the train-mode
+loss noisy, and that noise is not a failure to overfit."""
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -15,6 +21,9 @@ from .common import curve, first_batch, fmt, num, output_of, train_steps
 from .context import CheckContext
 from .outputs import ignores_input, looks_like_probabilities, probability_floor
 from .verdict import Verdict
+
+EVAL_EVERY = 10  # steps between eval-mode measurements
+MIN_GAIN = 0.01  # a new best eval-mode loss counts as progress when it is this much (relatively) lower
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,17 @@ class Reached:
     out: torch.Tensor
 
 
+@dataclass
+class Progress:
+    """What the fitting loop has seen so far, and why it stopped."""
+
+    evals: list[tuple[int, float]] = field(default_factory=list)  # (step, eval-mode loss)
+    best: float = math.inf
+    best_step: int = 0
+    stopped: str = "diverged"  # fitted | plateau | time-budget | wrong-labels | diverged (the loss became NaN/Inf)
+    reached: Reached | None = None
+
+
 @dataclass(frozen=True)
 class Fit:
     """What fitting one batch produced, for the verdict and the diagnoses."""
@@ -38,24 +58,29 @@ class Fit:
     target: float  # the loss to reach: the batch's floor plus checks.overfit_loss (× Var(y) for regression)
     floor: float  # the lowest loss the batch allows (identical inputs with different targets)
     best_accuracy: float
-    losses: list[float]
+    losses: list[float]  # train-mode loss of every step
     out: torch.Tensor  # eval-mode outputs after the last step
     eval_loss: float
     eval_accuracy: float
-    reached: Reached | None
+    progress: Progress
     input_free: float | None  # classification: the entropy of the batch's labels, the best without the input
+    patience: int
+    budget: float
 
     @property
     def n(self) -> int:
         return len(self.x)
 
     @property
-    def best(self) -> float:
-        return min([v for v in self.losses if math.isfinite(v)], default=float("nan"))
+    def reached(self) -> Reached | None:
+        return self.progress.reached
 
     @property
     def lowest(self) -> float:
-        return min(self.best, self.eval_loss) if math.isfinite(self.eval_loss) else self.best
+        """The lowest eval-mode loss measured (the final one included)."""
+        values = [v for _, v in self.progress.evals if math.isfinite(v)]
+        values += [self.eval_loss] if math.isfinite(self.eval_loss) else []
+        return min(values, default=float("nan"))
 
     @property
     def floor_note(self) -> str:
@@ -63,19 +88,21 @@ class Fit:
 
     @property
     def base(self) -> str:
-        return (f"after {len(self.losses)} steps on {self.n} examples the loss is stuck at {fmt(self.lowest)} "
-                f"(target ≤ {fmt(self.target)}{self.floor_note})")
+        return (f"after {len(self.losses)} steps on {self.n} examples the eval-mode loss got no lower than "
+                f"{fmt(self.lowest)} (target ≤ {fmt(self.target)}{self.floor_note})")
 
     @property
     def probability_floor(self) -> float:
         return probability_floor(self.out.shape[-1])
 
-    def trend(self) -> tuple[float, float]:
-        """(the mean loss of the last tenth of the steps, of the tenth before it; nan when too few steps)."""
-        tail = max(5, len(self.losses) // 10)
-        recent = sum(self.losses[-tail:]) / tail
-        before = sum(self.losses[-2 * tail:-tail]) / tail if len(self.losses) >= 2 * tail else float("nan")
-        return recent, before
+    def trend(self) -> tuple[float, float, int]:
+        """(the eval-mode loss about ``patience`` steps before the end, the last one, the steps between)."""
+        evals = self.progress.evals
+        if len(evals) < 2:
+            return float("nan"), float("nan"), 0
+        last_step, last = evals[-1]
+        step, before = next(((s, v) for s, v in evals if s >= last_step - self.patience), evals[0])
+        return before, last, last_step - step
 
 
 def _eval_pass(ctx: CheckContext, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, torch.Tensor]:
@@ -90,32 +117,49 @@ def _eval_pass(ctx: CheckContext, model: nn.Module, x: torch.Tensor, y: torch.Te
 
 
 def fit_batch(ctx: CheckContext, x: torch.Tensor, y: torch.Tensor) -> Fit:
-    """Train on the one batch until it is fitted (checked in train mode every step, in eval mode every 10)."""
+    """Train on the one batch until it is fitted, stops improving, or the time budget is spent (checked in train
+    mode every step, in eval mode every ``EVAL_EVERY``)."""
     cfg, task = ctx.exp.checks, ctx.task
     floor, best_acc = task.achievable(x, y)
     target = floor + cfg.overfit_loss * task.loss_unit(y)
     model = ctx.new_model()
-    found: list[Reached] = []
+    seen = Progress()
+    deadline = time.monotonic() + cfg.overfit_seconds
 
     def fitted(loss: float, acc: float) -> bool:
         return loss <= target and acc >= best_acc - 1e-9
 
+    def stop(why: str, reached: Reached | None = None) -> bool:
+        seen.stopped, seen.reached = why, reached
+        return True
+
     def on_step(step: int, out: torch.Tensor, loss: float) -> bool:
         acc = task.accuracy(out, y)
         if fitted(loss, acc):  # fitted in the mode it trains in (BatchNorm: with batch statistics)
-            found.append(Reached(step + 1, "train", loss, acc, out))
-        elif step % 10 == 9:  # dropout makes the train-mode loss noisy: eval mode is the other way to get there
-            e_loss, e_acc, e_out = _eval_pass(ctx, model, x, y)
-            if fitted(e_loss, e_acc):
-                found.append(Reached(step + 1, "eval", e_loss, e_acc, e_out))
-        return bool(found)
+            return stop("fitted", Reached(step + 1, "train", loss, acc, out))
+        if (step + 1) % EVAL_EVERY:
+            return False
+        e_loss, e_acc, e_out = _eval_pass(ctx, model, x, y)
+        seen.evals.append((step + 1, e_loss))
+        if fitted(e_loss, e_acc):
+            return stop("fitted", Reached(step + 1, "eval", e_loss, e_acc, e_out))
+        if e_loss <= target:  # low enough, yet labels that could be right are wrong: more steps will not help
+            return stop("wrong-labels")
+        if e_loss < seen.best * (1 - MIN_GAIN):
+            seen.best, seen.best_step = e_loss, step + 1
+        left = deadline - time.monotonic()
+        ctx.tick("overfit one batch", int(cfg.overfit_seconds - max(left, 0.0)), int(math.ceil(cfg.overfit_seconds)))
+        if step + 1 - seen.best_step >= cfg.overfit_steps:
+            return stop("plateau")
+        return stop("time-budget") if left <= 0 else False
 
-    losses = train_steps(ctx, model, itertools.repeat((x, y)), cfg.overfit_steps, cfg.overfit_lr, "overfit one batch",
+    losses = train_steps(ctx, model, itertools.repeat((x, y)), None, cfg.overfit_lr, "overfit one batch",
                          on_step=on_step)
     eval_loss, eval_acc, out = _eval_pass(ctx, model, x, y)
     input_free = task.prior_loss(task.target_stats(y.cpu(), ctx.splits().info)) if task.example_labels else None
     return Fit(task=task, x=x, y=y, target=target, floor=floor, best_accuracy=best_acc, losses=losses, out=out,
-               eval_loss=eval_loss, eval_accuracy=eval_acc, reached=found[0] if found else None, input_free=input_free)
+               eval_loss=eval_loss, eval_accuracy=eval_acc, progress=seen, input_free=input_free,
+               patience=cfg.overfit_steps, budget=cfg.overfit_seconds)
 
 
 # ---------------------------------------------------------------------------------------------- diagnoses
@@ -162,19 +206,15 @@ def _probabilities(f: Fit) -> str:
             f"{fmt(f.probability_floor)} for C = {f.out.shape[-1]}.")
 
 
-def _still_going_down(f: Fit) -> bool:
-    recent, before = f.trend()
-    return math.isfinite(before) and recent < 0.9 * before
-
-
 def _going_down(f: Fit) -> str:
-    recent, before = f.trend()
-    return f"{f.base}, but still going down ({fmt(before)} → {fmt(recent)})."
+    before, last, steps = f.trend()
+    return (f"{f.base}; it was still improving when the {f.budget:g} s time budget ran out (eval-mode loss "
+            f"{fmt(before)} → {fmt(last)} over its last {steps} steps).")
 
 
 DIAGNOSES: list[Diagnosis] = [
     Diagnosis(None, "fail", _diverged,
-              lambda f: f"the loss became {f.losses[-1] if f.losses else 'unknown'} at step {len(f.losses)} while "
+              lambda f: f"the training loss became {f.losses[-1] if f.losses else 'unknown'} at step {len(f.losses)} while "
                         f"overfitting {f.n} examples.",
               "Lower checks.overfit_lr; look for log(0), division by zero or exploding activations."),
     Diagnosis("probabilities", "fail", lambda f: f.task.classes and _bounded_outputs(f), _probabilities,
@@ -192,14 +232,16 @@ DIAGNOSES: list[Diagnosis] = [
                         "that ignores its input can do.", IGNORES_INPUT, evidence=("input_free",)),
     Diagnosis("labels", "fail",
               lambda f: f.task.metric is not None and f.lowest <= f.target and f.eval_accuracy < f.best_accuracy,
-              lambda f: f"the loss reached {fmt(f.lowest)} but only {f.eval_accuracy:.0%} of the batch is labelled "
+              lambda f: f"the eval-mode loss reached {fmt(f.lowest)} but only {f.eval_accuracy:.0%} of the batch is labelled "
                         f"right (possible: {f.best_accuracy:.0%}).",
               "Predictions and labels do not align although the loss is low: check how predictions are read "
               "(argmax over the right dimension) and that labels are not shifted.", evidence=("input_free",)),
-    Diagnosis("not-converged", "warn", _still_going_down, _going_down,
-              "Give it more steps (checks.overfit_steps) or a higher checks.overfit_lr; if it never gets there, add "
+    Diagnosis("not-converged", "warn", lambda f: f.progress.stopped == "time-budget", _going_down,
+              "Give it more time (checks.overfit_seconds) or a higher checks.overfit_lr; if it never gets there, add "
               "capacity.", evidence=("input_free",)),
-    Diagnosis("plateau", "fail", lambda f: True, lambda f: f"{f.base}; it has stopped improving.",
+    Diagnosis("plateau", "fail", lambda f: True,
+              lambda f: f"{f.base}; it stopped improving (no eval-mode gain of {MIN_GAIN:.0%} in its last "
+                        f"{f.patience} steps).",
               "Over fit a single batch: if you cannot reach zero loss there is a bug or too little capacity — check "
               "output-range and grad-flow, that labels belong to their inputs, and try a larger model or another lr.",
               evidence=("input_free",)),
@@ -223,8 +265,10 @@ def check(ctx: CheckContext) -> Verdict:
     x, y = first_batch(ctx, ctx.exp.checks.overfit_batch_size)  # recipes.toml keeps it to 2..16
     f = fit_batch(ctx, x, y)
     metrics: dict[str, Any] = {"examples": f.n, "steps": len(f.losses), "lr": ctx.exp.checks.overfit_lr,
-                               "loss": num(min(f.best, f.eval_loss)), "eval_loss": num(f.eval_loss),
-                               "target": num(f.target), "floor": num(f.floor), "curve": curve(f.losses)}
+                               "loss": num(f.lowest), "eval_loss": num(f.eval_loss), "mode": "eval",
+                               "target": num(f.target), "floor": num(f.floor), "curve": curve(f.losses),
+                               "eval_curve": curve([v for _, v in f.progress.evals]), "stopped": f.progress.stopped,
+                               "patience": f.patience, "time_budget": f.budget}
     if task.metric:
         metrics.update(accuracy=num(f.eval_accuracy), best_accuracy=num(f.best_accuracy))
     if task.example_labels:

@@ -29,6 +29,7 @@ def verdict_of(check: Check | None, check_id: str, ctx: CheckContext) -> Verdict
     if check is None:
         return NOT_AUTOMATED
     try:
+        ctx.restart()  # every check starts from the same global state, whatever ran before it
         return check(ctx)
     except CheckStopped:
         return Verdict("skip", STOPPED)

@@ -15,9 +15,16 @@ class Diverged(Exception):
 
 
 def short_run(ctx: CheckContext, seed: int) -> list[float]:
-    """``checks.seed_steps`` steps through the real trainer (its batch order, its optimizer), losses of each."""
+    """``checks.seed_steps`` steps through the real trainer (its batch order, its optimizer), losses of each.
+
+    Every run starts the way ``run_training`` does: seed, then load the data, then build the model. Loading
+    afresh is the point: a split or augmentation drawn from an unseeded generator differs between runs, and
+    data loading that draws from the seeded global RNG (``random_split`` without a generator) must not make
+    the second run differ from the first just because the data was already loaded."""
+    from ..data import load_data
     from ..events import Event
-    from ..trainer import Trainer
+    from ..models import build_initialized_model
+    from ..trainer import Trainer, seed_everything
 
     steps = ctx.exp.checks.seed_steps
     cfg = dataclasses.replace(ctx.exp.train, steps=steps, seed=seed, log_every=1, eval_every=10**9,
@@ -31,8 +38,10 @@ def short_run(ctx: CheckContext, seed: int) -> list[float]:
         elif event.type == "failed":
             failure.append(event.reason)
 
-    model = ctx.new_model(seed)
-    Trainer(model, ctx.task, ctx.splits().train, None, cfg, ctx.control.with_emit(collect), device=ctx.device).fit()
+    seed_everything(seed)
+    splits = load_data(ctx.exp)
+    model = build_initialized_model(ctx.exp, splits)
+    Trainer(model, ctx.task, splits.train, None, cfg, ctx.control.with_emit(collect), device=ctx.device).fit()
     ctx.tick()  # a stop during fit ends the check here
     if failure:
         raise Diverged(failure[0])

@@ -12,7 +12,8 @@ import torch.nn as nn
 
 from ..tasks import first_tensor
 
-RTOL = {torch.float64: 1e-9, torch.float32: 1e-5}  # a dependency smaller than this × the largest is noise
+# A dependency smaller than this × the largest is noise (rounding in that dtype).
+RTOL = {torch.float64: 1e-9, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
 
 
 @dataclass
@@ -24,6 +25,17 @@ class Record:
 
 def module_names(model: nn.Module) -> dict[int, str]:
     return {id(m): (n or f"(the model's own forward, {type(m).__name__})") for n, m in model.named_modules()}
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the model trains in: that of its first floating-point parameter (float32 when it has none). It
+    decides a dependency check: float64 only proposes candidates, because some kernels treat a float32 mask
+    differently when the inputs are float64."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def rtol(dtype: torch.dtype) -> float:
+    return RTOL.get(dtype, 2e-2)
 
 
 def with_dtype(model: nn.Module, x: torch.Tensor, run: Callable[[torch.dtype], Any]) -> tuple[Any, torch.dtype]:

@@ -103,12 +103,20 @@ def load_data(exp: Experiment) -> Splits:
 
 def iter_batches(ds: Dataset, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """All of ``ds`` in order, in batches. Draws nothing from the global RNG (a DataLoader without its own
-    generator would, and training, which uses that RNG, would stop being reproducible)."""
+    generator would, and training, which uses that RNG, would stop being reproducible); neither does a dataset
+    that augments as it is read: reading labels or a probe batch must not change what training draws next."""
     if isinstance(ds, TensorPairs):
         for i in range(0, len(ds), batch_size):
             yield ds.x[i:i + batch_size], ds.y[i:i + batch_size]
-    else:
-        yield from DataLoader(ds, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0))
+        return
+    from .rng import preserved
+    batches = iter(DataLoader(ds, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0)))
+    while True:
+        with preserved():  # around each fetch only: the caller's own draws between batches are its business
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
 
 
 def head(ds: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:

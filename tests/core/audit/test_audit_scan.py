@@ -114,7 +114,8 @@ def test_sequences_get_lengths_vocabulary_coverage_and_out_of_range_tokens():
     scans = scan_splits(Splits(train=TensorPairs(x, y), val=TensorPairs(x[:1], y[:1]), info=info))
     sc = scans["train"]
     assert sc.lengths.tolist() == [3, 2, 3]
-    assert sc.out_of_range == [2]  # token 9 is outside a vocabulary of 5
+    assert [i for i, _ in sc.out_of_range] == [2]  # token 9 is outside a vocabulary of 5
+    assert "id 9 at position 2 (a real position)" in sc.out_of_range[0][1]
     assert sc.tokens.tolist() == [3, 2, 1, 1, 0]  # counted at real (non-padding) positions only
     assert sc.emb is None  # no near-duplicate distance for token ids
     assert sc.stats[:, sc.stat_names.index("distinct")].tolist() == [3, 2, 3]

@@ -282,9 +282,11 @@ class TinyGPT(nn.Module):
 
 
 def make(kind: str, **kwargs):
+    from zoo_reports import MODELS as MORE  # issue 10's additions, each citing its public report
+
     models = {"mlp": MLP, "masked": MaskedInput, "dropout": AlwaysDropout, "handbn": HandBatchNorm,
               "detached": DetachedBranch, "noisy": NoisyUnseeded, "convhead": ConvHead, "regression": RegressionNet,
-              "bilstm": BiLSTMClassifier, "view": ViewNotTranspose, "charconv": CharConv, "gpt": TinyGPT}
+              "bilstm": BiLSTMClassifier, "view": ViewNotTranspose, "charconv": CharConv, "gpt": TinyGPT, **MORE}
     return models[kind](**kwargs)
 
 
