@@ -140,8 +140,8 @@ def load_splits(exp: Experiment) -> tuple[Any, DataSummary]:
     from recipe_tui.core.checks import registry
     registry()
     import plotext._figure  # noqa: F401  (warms the import so the first chart does not stall the UI)
-    from recipe_tui.core.data import load_data
-    splits = load_data(exp)
+    from recipe_tui.core.data import load_seeded
+    splits = load_seeded(exp)  # seeded first, as training loads it: a random_split must give the same split
     return splits, summarize_data(splits, exp.task)
 
 
@@ -182,9 +182,9 @@ def check_job(exp: Experiment, check_ids: list[str], control: RunControl, runs_r
     """The same code path as ``recipe-tui check``: results arrive as CheckStarted/CheckResult events."""
     from recipe_tui.core.checks import CheckContext, run_checks
 
-    # The app already loaded the splits once; checks only read them. (CheckContext takes them only
-    # through its ``_splits`` field for now.)
-    ctx = CheckContext(exp=exp, control=control, runs_root=str(runs_root), _splits=splits)
+    ctx = CheckContext(exp=exp, control=control, runs_root=str(runs_root))
+    if splits is not None:  # the app loaded the data once, the way training does; checks only read it
+        ctx.use_data(splits)
     run_checks(check_ids, ctx)
 
 

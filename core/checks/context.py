@@ -35,13 +35,14 @@ class CheckContext:
         """The data, loaded once per job the way ``run_training`` loads it: right after seeding, because loading
         may draw from the global RNG (``random_split`` without a generator, a dataset augmenting on first read)."""
         if self._splits is None:
-            from ..data import load_data
-            from ..data.rng import capture
-            from ..trainer import seed_everything
-            seed_everything(self.exp.train.seed)
-            self._splits = load_data(self.exp)
-            self._after_load = capture()
+            from ..data import load_seeded
+            self.use_data(load_seeded(self.exp))
         return self._splits
+
+    def use_data(self, splits: "Splits") -> None:
+        """Check data loaded by the caller (the app loads it once for every job); ``splits.after_load`` is the
+        global RNG state right after loading (``core.data.load_seeded``), None when nothing drew from it."""
+        self._splits, self._after_load = splits, splits.after_load
 
     def restart(self) -> None:
         """Put the global RNG where a training run has it after "seed, then load the data": every check starts

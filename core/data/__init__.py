@@ -5,13 +5,17 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..config import ConfigError, Experiment, where
+
+if TYPE_CHECKING:
+    from .rng import RngState
 
 @dataclass(frozen=True)
 class DataInfo:
@@ -29,6 +33,9 @@ class Splits:
     val: Dataset
     info: DataInfo
     test: Dataset | None = None
+    # The global RNG state right after loading (``load_seeded``): checks build their models from here, as a
+    # training run does after "seed, then load the data". None when the splits were made some other way.
+    after_load: "RngState | None" = field(default=None, compare=False, repr=False)
 
     def items(self) -> list[tuple[str, Dataset]]:
         out = [("train", self.train), ("val", self.val)]
@@ -65,6 +72,16 @@ def split_tensors(x: torch.Tensor, y: torch.Tensor, exp: Experiment) -> tuple[Te
     parts = random_split_indices(len(x), (d.val_fraction, d.test_fraction), d.split_seed)
     train, val, test = (TensorPairs(x[i], y[i]) for i in parts)
     return train, val, (test if len(test) else None)
+
+
+def load_seeded(exp: Experiment) -> Splits:
+    """The data loaded as a training run loads it, right after seeding (loading may draw from the global RNG:
+    ``random_split`` without a generator, a dataset augmenting on first read), with the RNG state after it."""
+    from ..trainer import seed_everything
+    from .rng import capture
+    seed_everything(exp.train.seed)
+    splits = load_data(exp)
+    return dataclasses.replace(splits, after_load=capture())
 
 
 def load_data(exp: Experiment) -> Splits:

@@ -35,7 +35,7 @@ class EditableDigits(Dataset):
 
 def job(splits: Splits, runs_root) -> dict:
     ctx = CheckContext(exp=load_recipes().experiment("digits-mlp"), runs_root=str(runs_root))
-    ctx._splits = splits  # the checks audit what ctx.splits() returns
+    ctx.use_data(splits)  # the checks audit what ctx.splits() returns
     return {cid: run_check(cid, ctx) for cid in ("data-stats", "duplicates", "label-issues")}
 
 

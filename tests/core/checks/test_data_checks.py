@@ -22,7 +22,7 @@ STAGE1 = ["data-stats", "class-balance", "duplicates", "outliers", "label-issues
 def _ctx(splits: Splits, tmp_path, **kw) -> CheckContext:
     exp = Experiment(name="planted", data=DataConfig(source="digits"), model=ModelConfig(name="mlp"))
     ctx = CheckContext(exp=exp, runs_root=str(tmp_path), **kw)
-    ctx._splits = splits  # the checks audit what ctx.splits() returns
+    ctx.use_data(splits)  # the checks audit what ctx.splits() returns
     return ctx
 
 
