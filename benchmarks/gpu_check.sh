@@ -43,7 +43,7 @@ else
 fi
 
 section "1. recipe-tui check, stages 1-2, digits-cnn on $DEV"
-"${RT[@]}" check --recipe digits-cnn --stage 1 --stage 2 --runs "$WORK/runs" --set train.device=$DEV "${CHECK_SET[@]}"
+"${RT[@]}" check --recipe digits-cnn --stage 1 --stage 2 --runs "$WORK/runs" --set train.device=$DEV ${CHECK_SET[@]+"${CHECK_SET[@]}"}
 rc=$?; [ $rc -eq 1 ] && echo "(exit 1: an item failed or errored; see above)"; [ $rc -le 1 ] || ran $rc
 
 section "2. train digits-cnn on $DEV ($CNN_STEPS steps)"
