@@ -89,6 +89,10 @@ class TrainConfig:
     checkpoint_every: int = ranged(500, 1, MAX_STEPS)
     eval_batch_size: int = ranged(512, 1, MAX_BATCH)
     num_workers: int = ranged(0, 0, 1_024)
+    pin_memory: bool = True  # CUDA: page-locked host batches, copied asynchronously (no-op elsewhere)
+    channels_last: bool = True  # CUDA and a model with Conv2d: NHWC memory format (no-op elsewhere)
+    compile: bool = False  # CUDA: torch.compile the model (first steps slower while it compiles)
+    nproc: int = ranged(1, 1, 1_024)  # > 1: `recipe-tui train` starts this many processes with torchrun (DDP)
 
 
 @dataclass(frozen=True)

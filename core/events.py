@@ -43,6 +43,7 @@ class RunStarted(Event):
     start_step: int = 0
     params: int = 0
     time: float = field(default_factory=time.time)
+    world_size: int = 1  # processes training together (torchrun / DDP)
 
 
 @dataclass(frozen=True)

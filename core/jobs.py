@@ -8,12 +8,15 @@ import dataclasses
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .config import ConfigError, Experiment, apply_overrides, experiment_from_dict
 from .control import RunControl
-from .events import Failed, Finished, LogLine, RunStarted
-from .rundir import RunDir
+from .events import Failed, Finished, LogLine, RunStarted, null_emit
+from .rundir import CHECKPOINT, CONFIG, CONTROL, RunDir
+
+if TYPE_CHECKING:
+    from .distributed import Group
 
 
 @dataclass(frozen=True)
@@ -60,41 +63,103 @@ def run_training(exp: Experiment | None, control: RunControl | None = None, runs
     ``known``: the experiments of the recipes file the user opened; a resumed run may name only their
     factories (``trusted_experiment``). ``ConfigError`` propagates (bad input); any other failure,
     including the user's code raising, becomes a ``Failed`` event and a ``failed`` outcome.
-    """
-    from .data import load_data
-    from .models import build_initialized_model
-    from .trainer import Trainer, resolve_device, seed_everything
 
-    run, exp, checkpoint = _open_run(exp, runs_root, resume, overrides, known or {})
-    control = (control or RunControl()).also(run.record)
+    Under torchrun every rank calls this with the same arguments and trains with DDP: rank 0 opens the run dir
+    and sends its path and experiment to the others; only rank 0 writes to it and reads its control file.
+    """
+    from .distributed import session
+
+    with session() as group:  # the process group is left on every path out
+        return _train_as(group, exp, control or RunControl(), runs_root, resume, overrides, known or {})
+
+
+def _train_as(group: "Group", exp: Experiment | None, control: RunControl, runs_root: str | Path,
+              resume: str | Path | None, overrides: tuple[str, ...], known: Mapping[str, Experiment]) -> TrainOutcome:
+    from .data import load_data
+    from .distributed import rank_seed
+    from .gpu_options import ignored_options
+    from .models import build_initialized_model
+    from .trainer import Trainer, seed_everything
+
+    run, run_path, exp, checkpoint = _open_shared(group, exp, runs_root, resume, overrides, known)
+    control = control.also(run.record).watching(run.path / CONTROL) if run is not None else control.with_emit(null_emit)
     out = control.emit
-    step = 0
+    trainer: Any = None
     try:
-        device = resolve_device(exp.train.device)
-        seed_everything(exp.train.seed)
+        device = group.device(exp.train.device)
+        seed_everything(exp.train.seed)  # every rank builds the same model (DDP also starts from rank 0's weights)
         splits = load_data(exp)
         model = build_initialized_model(exp, splits)
-        trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train, control, save=run.save_checkpoint,
-                          device=device)
-        if checkpoint is not None:
+        if group.rank > 0:
+            seed_everything(rank_seed(exp.train.seed, group.rank))  # dropout and augmentation differ per rank
+        trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train, control,
+                          save=run.save_checkpoint if run is not None else None, device=device, group=group)
+        if resume is not None:
             trainer.load_state_dict(checkpoint)
-            out(LogLine(f"resumed from {run.checkpoint_path} at step {trainer.step}"))
-        step = trainer.step
+            out(LogLine(f"resumed from {run_path / CHECKPOINT} at step {trainer.step}"))
         n_params = sum(p.numel() for p in model.parameters())
-        out(RunStarted(run_dir=str(run.path), recipe=exp.name, device=str(device), steps=exp.train.steps,
-                       start_step=trainer.step, params=n_params))
+        out(RunStarted(run_dir=str(run_path), recipe=exp.name, device=str(device), steps=exp.train.steps,
+                       start_step=trainer.step, params=n_params, world_size=group.world_size))
+        for note in ignored_options(exp.train, device) + _group_note(group, trainer):
+            out(LogLine(note))
         result = trainer.fit()
     except ConfigError:
-        run.close()
         raise
     except Exception as exc:  # the user's model or data failed: a result, not a crash
-        result = Failed(step=step, reason=f"{type(exc).__name__}: {exc}", detail=traceback.format_exc())
+        reason = f"{type(exc).__name__}: {exc}" + (_PEER_HINT if group.distributed and group.is_main else "")
+        result = Failed(step=trainer.step if trainer is not None else 0, reason=reason, detail=traceback.format_exc())
         out(result)
     finally:
-        run.close()
+        if run is not None:
+            run.close()
     if isinstance(result, Finished):
-        return TrainOutcome(run.path, result.status, result.step, dict(result.final))
-    return TrainOutcome(run.path, "failed", result.step, {}, result.reason)
+        return TrainOutcome(run_path, result.status, result.step, dict(result.final))
+    return TrainOutcome(run_path, "failed", result.step, {}, result.reason)
+
+
+_PEER_HINT = " (in a torchrun group: if another rank failed first, its traceback is in the output above)"
+
+
+def _group_note(group: "Group", trainer: Any) -> list[str]:
+    if not group.distributed:
+        return []
+    from .distributed import shard
+    import torch
+    sizes = [len(shard(torch.arange(trainer.global_batch), r, group.world_size)) for r in range(group.world_size)]
+    return [f"DistributedDataParallel over {group.world_size} processes on {trainer.device.type}: each step's global "
+            f"batch of {trainer.global_batch} is split {' + '.join(map(str, sizes))}"]
+
+
+def _open_shared(group: "Group", exp: Experiment | None, runs_root: str | Path, resume: str | Path | None,
+                 overrides: tuple[str, ...], known: Mapping[str, Experiment]
+                 ) -> tuple[RunDir | None, Path, Experiment, dict[str, Any] | None]:
+    """(run dir or None, its path, experiment, checkpoint): rank 0 opens the run (``_open_run``) and broadcasts
+    its path and resolved experiment; the other ranks get (None, path, experiment, None) and write nothing."""
+    if group.is_main:
+        try:
+            run, exp, checkpoint = _open_run(exp, runs_root, resume, overrides, known)
+        except Exception as exc:  # the other ranks are waiting for the broadcast: tell them, then fail alike
+            group.broadcast(("config-error" if isinstance(exc, ConfigError) else "error", str(exc)))
+            raise
+        group.broadcast(("ok", (str(run.path), exp.to_dict())))
+        return run, run.path, exp, checkpoint
+    kind, payload = group.broadcast(None)
+    if kind != "ok":
+        raise (ConfigError if kind == "config-error" else RuntimeError)(f"rank 0 could not open the run: {payload}")
+    path, exp_dict = payload
+    return None, Path(path), experiment_from_dict(exp_dict), None
+
+
+def planned_experiment(exp: Experiment | None, resume: str | Path | None, overrides: tuple[str, ...],
+                       known: Mapping[str, Experiment]) -> Experiment:
+    """The experiment ``run_training`` with these arguments would train, found without creating or changing any
+    file (``recipe-tui train`` asks it how many processes to start). Raises ``ConfigError`` like it would."""
+    if resume is not None:
+        if not (Path(resume) / CONFIG).is_file():
+            raise ConfigError(f"--resume {resume}: {resume} is not a run directory (no {CONFIG}).")
+        exp = trusted_experiment(RunDir(Path(resume)).read_config(), known)
+    assert exp is not None
+    return apply_overrides(exp, overrides) if overrides else exp
 
 
 def _open_run(exp: Experiment | None, runs_root: str | Path, resume: str | Path | None, overrides: tuple[str, ...],

@@ -1,6 +1,7 @@
 """The run directory: resolved config, events.jsonl, metrics.csv and atomic checkpoints.
 
-Layout: ``<runs>/<recipe>/<YYYYmmdd-HHMMSS>/{config.json, events.jsonl, metrics.csv, checkpoint.pt}``.
+Layout: ``<runs>/<recipe>/<YYYYmmdd-HHMMSS>/{config.json, events.jsonl, metrics.csv, checkpoint.pt}``, and ``control``
+while someone outside the run asks it to stop or pause.
 Events are appended and flushed line by line, so a process killed at any moment leaves at most a
 torn last line, which readers skip and ``RunDir.open`` trims before appending.
 """
@@ -20,6 +21,7 @@ from .events import Eval, Event, Step, event_from_dict
 from .paths import inside
 
 CONFIG, EVENTS, METRICS, CHECKPOINT = "config.json", "events.jsonl", "metrics.csv", "checkpoint.pt"
+CONTROL = "control"  # written by another process (the app, a script) to stop or pause the run: see ControlFile
 METRIC_COLUMNS = ("step", "split", "loss", "accuracy", "lr", "grad_norm")
 
 

@@ -2,11 +2,17 @@
 
 Loop order (nanoGPT): lr → eval/checkpoint → forward/backward → clip → step → zero_grad → log.
 ``.item()`` is called only on log steps; ``stop`` and ``pause`` are honoured every step.
+
+Under torchrun (``group`` distributed) the same loop runs on every rank with DistributedDataParallel: each rank
+takes its shard of the global batch of step s (the single-process batch of step s), the logged loss and the
+evaluation are reduced over ranks, and stop/pause are agreed so that all ranks act at the same step. Only the
+rank whose ``save`` is set (rank 0) writes checkpoints; events of the other ranks go nowhere.
 """
 from __future__ import annotations
 
 import math
 import random
+import signal
 import time
 from contextlib import nullcontext
 from typing import Any, Callable
@@ -14,12 +20,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .control import RunControl
 from .data import TensorPairs, iter_batches
+from .distributed import Group, rank_seed, shard
 from .events import Checkpoint, Eval, Failed, Finished, LogLine, Step
+from .gpu_options import Placement
 from .tasks import Task, first_tensor, task_of
 
 
@@ -63,10 +71,14 @@ class BatchStream:
 
     Step s always gets the same batch, so a resumed run sees exactly the data of an uninterrupted one.
     In-memory ``TensorPairs`` are indexed a whole batch at a time; other datasets go through a DataLoader.
+    With ``world_size`` ranks, step s's batch is still that global batch, and rank r gets its ``shard``.
     """
 
-    def __init__(self, ds: Dataset, batch_size: int, seed: int, device: torch.device, num_workers: int = 0):
+    def __init__(self, ds: Dataset, batch_size: int, seed: int, device: torch.device, num_workers: int = 0,
+                 rank: int = 0, world_size: int = 1, place: Placement | None = None):
         self.ds, self.seed, self.device, self.num_workers = ds, seed, device, num_workers
+        self.rank, self.world_size = rank, world_size
+        self.place = place or Placement(device)
         self.batch_size = min(batch_size, len(ds))
         self.per_epoch = len(ds) // self.batch_size  # drop_last: no BatchNorm batch of one
 
@@ -78,32 +90,36 @@ class BatchStream:
         while True:
             epoch, pos = divmod(step, self.per_epoch)
             perm = self.order(epoch)
-            index_batches = [perm[i * self.batch_size:(i + 1) * self.batch_size] for i in range(pos, self.per_epoch)]
+            index_batches = [shard(perm[i * self.batch_size:(i + 1) * self.batch_size], self.rank, self.world_size)
+                             for i in range(pos, self.per_epoch)]
             if isinstance(self.ds, TensorPairs):
                 for idx in index_batches:
-                    yield self._to_device(self.ds.x[idx], self.ds.y[idx])
+                    yield self.place.batch(self.ds.x[idx], self.ds.y[idx])
             else:
                 # Its own generator: a DataLoader without one draws its worker seed from the global RNG, and a
                 # resumed run would then see different dropout masks than an uninterrupted one.
                 loader = DataLoader(self.ds, batch_sampler=[b.tolist() for b in index_batches],
-                                    num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
-                                    generator=torch.Generator().manual_seed(self.seed + epoch))
+                                    num_workers=self.num_workers, pin_memory=self.place.pin_memory,
+                                    worker_init_fn=_ignore_stop_signals if self.num_workers else None,
+                                    generator=torch.Generator().manual_seed(rank_seed(self.seed + epoch, self.rank)))
                 for x, y in loader:
-                    yield self._to_device(x, y)
+                    yield self.place.batch(x, y)
             step += len(index_batches)
-
-    def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.device.type == "cpu":
-            return x, y
-        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
 class Trainer:
     def __init__(self, model: nn.Module, task: str | Task, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
                  control: RunControl | None = None, save: Callable[[dict[str, Any]], Any] | None = None,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, group: Group | None = None):
         self.device = device or resolve_device(cfg.device)
-        self.model = model.to(self.device)
+        self.group = group or Group.single()
+        self.global_batch = min(cfg.batch_size, len(train_data))
+        if self.group.world_size > self.global_batch:
+            raise ConfigError(f"train.batch_size {self.global_batch} is smaller than the {self.group.world_size} "
+                              "processes training together: each needs at least one sample of every batch.")
+        self.place = Placement.for_run(model, self.device, cfg)
+        self.model = self.place.model(model)  # the plain module: state dicts, evaluation, hooks
+        self.net = self.place.wrap(self.model, self.group)  # what training steps call: DDP and/or torch.compile
         self.control = control or RunControl()
         self.task, self.cfg, self.emit, self.save = task_of(task), cfg, self.control.emit, save
         self.train_data, self.val_data = train_data, val_data
@@ -124,14 +140,29 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The checkpoint. Under torchrun every rank calls it (it gathers each rank's RNG state); the model and
+        optimizer are rank 0's, which DDP keeps identical on every rank."""
         state = {"step": self.step, "evaluated_step": self.evaluated_step,
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if self.group.distributed:
+            state["rank_rng"] = self.group.gather(self._rank_rng())
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def _rank_rng(self) -> list[torch.Tensor]:
+        states = [torch.get_rng_state()]
+        if self.device.type == "cuda":
+            states.append(torch.cuda.get_rng_state(self.device))
+        return states
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Continue from a checkpoint. Under torchrun only rank 0 reads it (``state`` is None elsewhere) and
+        sends it to the others, so a resume works without a shared filesystem."""
+        if self.group.distributed:
+            state = self.group.broadcast(state)
+        assert state is not None
         self.step = int(state["step"])
         self.evaluated_step = int(state.get("evaluated_step", -1))
         self.model.load_state_dict(state["model"])
@@ -140,30 +171,46 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"].cpu())
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        if self.group.distributed:
+            self._load_rank_rng(state.get("rank_rng"))
+
+    def _load_rank_rng(self, saved: list[list[torch.Tensor]] | None) -> None:
+        """Each rank's own RNG when the checkpoint has one per rank of this group (same N: bit-exact); with another
+        N, rank 0 continues the saved stream and the others start fresh streams of their own."""
+        if saved is not None and len(saved) == self.group.world_size:
+            mine = saved[self.group.rank]
+            torch.set_rng_state(mine[0].cpu())
+            if len(mine) > 1 and self.device.type == "cuda":
+                torch.cuda.set_rng_state(mine[1].cpu(), self.device)
+        elif self.group.rank > 0:
+            seed_everything(rank_seed(self.cfg.seed + self.step, self.group.rank))
 
     def checkpoint(self) -> None:
-        if self.save is not None:
-            self.emit(Checkpoint(step=self.step, path=str(self.save(self.state_dict()))))
+        if self.save is not None or self.group.distributed:  # every rank takes part in gathering the state
+            state = self.state_dict()
+            if self.save is not None:
+                self.emit(Checkpoint(step=self.step, path=str(self.save(state))))
 
     # -- evaluation -------------------------------------------------------------------------------
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """numpy-made batches: float64 inputs for a float32 model, int32 class labels."""
         if x.dtype == torch.float64 and self._input_dtype == torch.float32:
             x = x.float()
-        return x, self.task.targets(y)
+        return self.place.inputs(x), self.task.targets(y)
 
     @torch.no_grad()
     def evaluate(self, data: Dataset | None = None, split: str = "val") -> Eval | None:
-        """Loss and metric on the entire split; None (nothing emitted) when stopped part-way."""
+        """Loss and metric on the entire split; None (nothing emitted) when stopped part-way. Under torchrun each
+        rank evaluates its shard of the split and the sums are added over ranks (no rank leaves part-way)."""
         data = self.val_data if data is None else data
         was_training = self.model.training
         self.model.eval()
         total_loss, total_right, total_n = 0.0, 0.0, 0
-        for x, y in _eval_batches(data, self.cfg.eval_batch_size, self.device):
-            if self.stop.is_set():
+        for x, y in iter_batches(eval_part(data, self.group), self.cfg.eval_batch_size):
+            if self.stop.is_set() and not self.group.distributed:
                 self.model.train(was_training)
                 return None  # a partial average is not a validation point
-            x, y = self.batch(x, y)
+            x, y = self.batch(*self.place.batch(x, y))
             with self.autocast():
                 out = first_tensor(self.model(x))
             right, n = self.task.correct(out.float(), y)
@@ -172,6 +219,9 @@ class Trainer:
             total_right += float(right)
             total_n += weight
         self.model.train(was_training)
+        if self.group.distributed:
+            sums = torch.tensor([total_loss, total_right, total_n], dtype=torch.float64, device=self.device)
+            total_loss, total_right, total_n = self.group.sum(sums).tolist()
         metric = self.task.metric
         metrics = {metric: total_right / max(1, total_n)} if metric else {}
         self.evaluated_step = self.step
@@ -183,16 +233,15 @@ class Trainer:
     def fit(self) -> Finished | Failed:
         cfg = self.cfg
         self.model.train()
-        stream = BatchStream(self.train_data, cfg.batch_size, cfg.seed, self.device, cfg.num_workers).batches(self.step)
+        stream = self._batches()
         t_log, step_log = time.perf_counter(), self.step
         resumed_at = self.step if self.step > 0 else -1
         while self.step < cfg.steps:
-            if self.stop.is_set():
+            stop, pause = self._flags()
+            if stop:
                 break
-            if self.pause.is_set():
-                paused_at = time.perf_counter()
-                self._wait_while_paused()
-                t_log += time.perf_counter() - paused_at  # steps/s counts training time, not the pause
+            if pause:
+                t_log += self._wait_while_paused()  # steps/s counts training time, not the pause
                 continue
             lr = lr_at(self.step, cfg)
             for group in self.optimizer.param_groups:
@@ -204,8 +253,8 @@ class Trainer:
                 self.checkpoint()
             x, y = self.batch(*next(stream))
             with self.autocast():
-                out = first_tensor(self.model(x))
-                loss = self.loss_fn(out, y)
+                out = first_tensor(self.net(x))
+                loss = self._rank_share(self.loss_fn(out, y), len(y))
             self.scaler.scale(loss).backward()
             log = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
             grad_norm = None
@@ -221,7 +270,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             if log:
-                loss_value = loss.item()
+                loss_value = self._logged(loss)
                 gn = None if grad_norm is None else float(grad_norm)
                 if not math.isfinite(loss_value):
                     return self._fail_non_finite(loss_value, step_log)
@@ -241,11 +290,46 @@ class Trainer:
         self.emit(result)
         return result
 
-    def _wait_while_paused(self) -> None:
+    def _batches(self):
+        """This rank's training batches from the current step on."""
+        cfg = self.cfg
+        return BatchStream(self.train_data, cfg.batch_size, cfg.seed, self.device, cfg.num_workers,
+                           self.group.rank, self.group.world_size, self.place).batches(self.step)
+
+    def _flags(self) -> tuple[bool, bool]:
+        """(stop, pause) now: the control file is read (rank 0) and, under torchrun, every rank agrees."""
+        self.control.poll()
+        return self.group.agree(self.stop.is_set(), self.pause.is_set())
+
+    def _wait_while_paused(self) -> float:
+        """Block while paused (or until stopped); the seconds spent."""
+        paused_at = time.perf_counter()
         self.emit(LogLine(f"paused at step {self.step}"))
-        self.control.wait_while_paused()
+        if not self.group.distributed:
+            self.control.wait_while_paused()
+        else:  # every rank waits and asks together, so all go on (or stop) at the same step
+            stop, pause = False, True
+            while pause and not stop:
+                self.stop.wait(0.05)
+                self.control.poll()
+                stop, pause = self.group.agree_now(self.stop.is_set(), self.pause.is_set())
         if not self.stop.is_set():
             self.emit(LogLine(f"resumed at step {self.step}"))
+        return time.perf_counter() - paused_at
+
+    def _rank_share(self, loss: torch.Tensor, n: int) -> torch.Tensor:
+        """DDP averages gradients over ranks: a rank's shard of n samples weighs n·N/B, so that the average is the
+        gradient of the global batch's mean loss even when B is not a multiple of N (1 when it is)."""
+        world = self.group.world_size
+        if world == 1 or n * world == self.global_batch:
+            return loss
+        return loss * (n * world / self.global_batch)
+
+    def _logged(self, loss: torch.Tensor) -> float:
+        """The global batch's loss: the mean over ranks of each rank's weighted shard loss (syncs: log steps only)."""
+        if not self.group.distributed:
+            return loss.item()
+        return self.group.mean(loss.detach().float().clone()).item()
 
     def _fail_non_finite(self, value: float, last_good_step: int) -> Failed:
         last = self.last
@@ -266,6 +350,19 @@ def _grad_norm(model: nn.Module) -> torch.Tensor:
     return torch.stack(norms).norm() if norms else torch.zeros(())
 
 
-def _eval_batches(data: Dataset, batch_size: int, device: torch.device):
-    for x, y in iter_batches(data, batch_size):
-        yield x.to(device), y.to(device)
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave stopping to the training process: a ctrl+c or a torchrun SIGTERM sent to the whole
+    process group would otherwise end them under a batch the trainer still fetches before it stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def eval_part(data: Dataset, group: Group) -> Dataset:
+    """This rank's contiguous share of an evaluation split (all of it in a single process)."""
+    if not group.distributed:
+        return data
+    idx = shard(torch.arange(len(data)), group.rank, group.world_size)
+    lo, hi = (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, 0)
+    if isinstance(data, TensorPairs):
+        return TensorPairs(data.x[lo:hi], data.y[lo:hi])
+    return Subset(data, range(lo, hi))

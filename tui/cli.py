@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, sub=True)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=1e-3")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--nproc", type=_positive_int, metavar="N",
+                   help="train with N processes (torchrun + DDP) on this machine; same as --set train.nproc=N")
     p.add_argument("--json", action="store_true")
 
     p = subs.add_parser("check", help="run checklist items headless")
@@ -108,34 +112,96 @@ def _list(recipes: Any, as_json: bool) -> int:
     return EXIT_OK
 
 
-class _StopOnSigint:
-    """First ctrl+c asks the job to stop cleanly (checkpoint written); a second one aborts."""
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes ≥ 1, got {text!r}")
+    return int(text)
 
-    def __init__(self) -> None:
+
+class _StopOnSigint:
+    """First ctrl+c (or another of ``extra`` signals, e.g. SIGTERM from torchrun) asks the job to stop cleanly
+    (checkpoint written); a second one aborts."""
+
+    def __init__(self, *extra: signal.Signals) -> None:
         self.stop = threading.Event()
+        self.signals = (signal.SIGINT, *extra)
 
     def __enter__(self) -> threading.Event:
         def handler(signum: int, frame: Any) -> None:
             if self.stop.is_set():
                 raise KeyboardInterrupt
-            print("\nstopping (ctrl+c again to abort)…", file=sys.stderr)
+            if launcher_is_main():
+                print("\nstopping (ctrl+c again to abort)…", file=sys.stderr)
             self.stop.set()
-        self._old = signal.signal(signal.SIGINT, handler)
+        self._old = {s: signal.signal(s, handler) for s in self.signals}
         return self.stop
 
     def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
+
+
+def launcher_is_main() -> bool:
+    from recipe_tui.core.launcher import is_main
+    return is_main()
 
 
 def _train(recipes: Any, args: argparse.Namespace) -> int:
+    """Train here, or as one rank of a torchrun group; with train.nproc > 1 (``--nproc``) start that group."""
+    from recipe_tui.core import launcher
+    from recipe_tui.core.config import ConfigError
+    from recipe_tui.core.jobs import planned_experiment
+
+    overrides = tuple(args.overrides) + ((f"train.nproc={args.nproc}",) if args.nproc is not None else ())
+    exp = None if args.resume else recipes.experiment(args.recipe)
+    if not launcher.in_group():
+        nproc = planned_experiment(exp, args.resume, overrides, recipes.experiments).train.nproc
+        if nproc > 1:
+            return launcher.launch(nproc, _rank_args(recipes, args, overrides), as_json=args.json)
+    try:
+        return launcher.rank_exit_code(_train_here(recipes, args, exp, overrides))
+    except ConfigError as exc:
+        launcher.report(exit_code=EXIT_USAGE)
+        if launcher.is_main() and not launcher.launched():
+            raise
+        if launcher.is_main():
+            print(f"recipe-tui: {exc}", file=sys.stderr)
+        return launcher.rank_exit_code(EXIT_USAGE)  # the other ranks leave the sentence to rank 0
+
+
+def _rank_args(recipes: Any, args: argparse.Namespace, overrides: tuple[str, ...]) -> list[str]:
+    """The same train command for every rank, paths made absolute."""
+    out = ["train", "--file", str(Path(recipes.path).resolve()), "--runs", str(Path(args.runs).resolve())]
+    if args.recipe:
+        out += ["--recipe", args.recipe]
+    if args.resume:
+        out += ["--resume", str(Path(args.resume).resolve())]
+    for o in overrides:
+        out += ["--set", o]
+    return out + (["--json"] if args.json else []) + (["--debug"] if args.debug else [])
+
+
+def _train_here(recipes: Any, args: argparse.Namespace, exp: Any, overrides: tuple[str, ...]) -> int:
+    from recipe_tui.core import launcher
     from recipe_tui.core.control import RunControl
     from recipe_tui.core.jobs import describe_outcome, run_training
 
-    exp = None if args.resume else recipes.experiment(args.recipe)
     progress = TrainProgress()
-    with _StopOnSigint() as stop:
-        outcome = run_training(exp, RunControl(emit=progress, stop=stop), runs_root=args.runs, resume=args.resume,
-                               overrides=tuple(args.overrides), known=recipes.experiments)
+
+    def emit(event: Any) -> None:
+        if event.type == "run_started":
+            launcher.report(run_dir=event.run_dir)
+        progress(event)
+
+    with _StopOnSigint(signal.SIGTERM) as stop:
+        outcome = run_training(exp, RunControl(emit=emit, stop=stop), runs_root=args.runs, resume=args.resume,
+                               overrides=overrides, known=recipes.experiments)
+    code = EXIT_FAILED if outcome.status == "failed" else EXIT_INTERRUPTED if outcome.status == "stopped" else EXIT_OK
+    launcher.report(exit_code=code)
+    if not launcher.is_main():  # rank 0 speaks for the group; a rank's own failure may be the root cause
+        if outcome.status == "failed":
+            print(f"recipe-tui (rank {os.environ.get('RANK')}): training failed: {outcome.reason}", file=sys.stderr)
+        return code
     progress.done()
     doc = describe_outcome(outcome)
     if args.json:
@@ -148,8 +214,7 @@ def _train(recipes: Any, args: argparse.Namespace) -> int:
         print(f"run dir: {outcome.run_dir}", file=sys.stderr)
     if outcome.status == "failed":
         print(f"training failed: {outcome.reason}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_INTERRUPTED if outcome.status == "stopped" else EXIT_OK
+    return code
 
 
 class TrainProgress:
