@@ -14,6 +14,7 @@ from .config import ConfigError, Experiment, apply_overrides, experiment_from_di
 from .control import RunControl
 from .events import Failed, Finished, LogLine, RunStarted
 from .rundir import RunDir
+from .runsummary import RunSummary, read_summary, summary_from_events
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class TrainOutcome:
     steps: int
     final: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    alarms: list[dict[str, Any]] = field(default_factory=list)  # e.g. the wiggle alarm (Finished.alarms)
+    early_stop: dict[str, Any] = field(default_factory=dict)
 
 
 def trusted_experiment(run_config: Mapping[str, Any], known: Mapping[str, Experiment]) -> Experiment:
@@ -54,19 +57,22 @@ def trusted_experiment(run_config: Mapping[str, Any], known: Mapping[str, Experi
 
 def run_training(exp: Experiment | None, control: RunControl | None = None, runs_root: str | Path = "runs",
                  resume: str | Path | None = None, overrides: tuple[str, ...] = (),
-                 known: Mapping[str, Experiment] | None = None) -> TrainOutcome:
+                 known: Mapping[str, Experiment] | None = None, tag: Mapping[str, Any] | None = None) -> TrainOutcome:
     """Train ``exp`` (or resume the run in ``resume``) and record everything in its run dir.
 
     ``known``: the experiments of the recipes file the user opened; a resumed run may name only their
-    factories (``trusted_experiment``). ``ConfigError`` propagates (bad input); any other failure,
-    including the user's code raising, becomes a ``Failed`` event and a ``failed`` outcome.
+    factories (``trusted_experiment``). ``tag``: where the run comes from (``RunStarted.tag``, README "Run tags");
+    a resumed run keeps its own. ``ConfigError`` propagates (bad input); any other failure, including the user's
+    code raising, becomes a ``Failed`` event and a ``failed`` outcome.
     """
     from .data import load_data
     from .models import build_initialized_model
     from .trainer import Trainer, resolve_device, seed_everything
 
     run, exp, checkpoint = _open_run(exp, runs_root, resume, overrides, known or {})
-    control = (control or RunControl()).also(run.record)
+    summary = RunSummary(run.path, None if resume is None else (read_summary(run.path) or summary_from_events(run.events())))
+    tag = dict(tag or summary.d.get("tag") or {})
+    control = (control or RunControl()).also(run.record, summary)
     out = control.emit
     step = 0
     try:
@@ -75,14 +81,14 @@ def run_training(exp: Experiment | None, control: RunControl | None = None, runs
         splits = load_data(exp)
         model = build_initialized_model(exp, splits)
         trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train, control, save=run.save_checkpoint,
-                          device=device)
+                          device=device, info=splits.info)
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
             out(LogLine(f"resumed from {run.checkpoint_path} at step {trainer.step}"))
         step = trainer.step
         n_params = sum(p.numel() for p in model.parameters())
         out(RunStarted(run_dir=str(run.path), recipe=exp.name, device=str(device), steps=exp.train.steps,
-                       start_step=trainer.step, params=n_params))
+                       start_step=trainer.step, params=n_params, tag=tag))
         result = trainer.fit()
     except ConfigError:
         run.close()
@@ -93,7 +99,8 @@ def run_training(exp: Experiment | None, control: RunControl | None = None, runs
     finally:
         run.close()
     if isinstance(result, Finished):
-        return TrainOutcome(run.path, result.status, result.step, dict(result.final))
+        return TrainOutcome(run.path, result.status, result.step, dict(result.final), alarms=list(result.alarms),
+                            early_stop=dict(result.early_stop))
     return TrainOutcome(run.path, "failed", result.step, {}, result.reason)
 
 
@@ -137,6 +144,10 @@ def describe_outcome(outcome: TrainOutcome) -> dict[str, Any]:
     doc: dict[str, Any] = {"run_dir": str(outcome.run_dir), "status": outcome.status, "steps": outcome.steps, "final": final}
     if outcome.reason:
         doc["reason"] = outcome.reason
+    if outcome.alarms:
+        doc["alarms"] = [{k: v for k, v in a.items()} for a in outcome.alarms]
+    if outcome.early_stop:
+        doc["early_stop"] = dict(outcome.early_stop)
     return doc
 
 
