@@ -21,17 +21,17 @@ from .verdict import Verdict
 
 ID = "capacity"
 TRAIN_EVAL_SAMPLES = 4096
-NOISE = 0.05  # a larger model may end up to 5 % above a smaller one before we call it "not falling"
+GAIN = 0.05  # each larger model must end at least 5 % below the next smaller one
 FITS = 0.01  # a training loss below 1 % of the loss at init: the model fits the training set
 HINT = ("Pick a model large enough to overfit: add capacity one step at a time and check that training loss goes "
         "down. The points are ordinary runs: `recipe-tui runs` lists them.")
 
 
 def check(ctx: CheckContext) -> Verdict:
-    points = capacity_points(ctx.exp)
-    if len(points) < 2:
-        return Verdict("skip", f"nothing to vary: model '{ctx.exp.model.name or ctx.exp.model.factory}' has no built-in "
-                       "width; list the capacities in the recipe.", {"points": []},
+    points = _distinct(ctx, capacity_points(ctx.exp))
+    if len(points) < 2:  # a factory model with fewer than two capacities (or all of one size) cannot be compared
+        return Verdict("skip", f"fewer than two capacities to compare: model '{ctx.exp.model.name or ctx.exp.model.factory}'"
+                       " has no built-in width to vary, or checks.capacities lists fewer than two sizes.", {"points": []},
                        "Add checks.capacities = [{ … }, { … }, { … }] to the experiment: model keys for a built-in "
                        "model, factory (or torchvision) keyword arguments otherwise, smallest first.")
     group = f"capacity-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -44,6 +44,21 @@ def check(ctx: CheckContext) -> Verdict:
             return Verdict("skip", f"stopped after {len(rows)} of {len(points)} capacities; finished runs are kept "
                            "(recipe-tui runs).", _metrics(ctx, rows, group))
     return _verdict(ctx, rows, _metrics(ctx, rows, group))
+
+
+def _distinct(ctx: CheckContext, points: list[CapacityPoint]) -> list[CapacityPoint]:
+    """Points that build models of different sizes (a built-in may floor its channels: cnn ×¼ and ×½ can be one
+    model)."""
+    from ..models import build_model
+
+    seen, out = set(), []
+    for point in points:
+        model = build_model(apply_values(ctx.exp, point.values), ctx.splits().info)
+        size = sum(p.numel() for p in model.parameters())
+        if size not in seen:
+            seen.add(size)
+            out.append(point)
+    return out
 
 
 def _train_point(ctx: CheckContext, point: CapacityPoint, i: int, n: int, group: str) -> dict[str, Any]:
@@ -104,16 +119,19 @@ def _verdict(ctx: CheckContext, rows: list[dict[str, Any]], m: dict[str, Any]) -
     if all(v <= FITS * init for v in losses) and not failed:
         return Verdict("pass", f"every capacity fits the training set (training loss ≤ {FITS:.0%} of {fmt(init)} at "
                        f"init): {table}.", m, HINT + " Capacity is not the limit here; go on to regularize.")
-    rises = [(a, b) for a, b in zip(done, done[1:]) if b["train_loss"] > a["train_loss"] * (1 + NOISE)]
-    if not rises and losses[-1] < losses[0] and not failed:
+    flat = [(a, b) for a, b in zip(done, done[1:]) if b["train_loss"] > a["train_loss"] * (1 - GAIN)]
+    if not flat and not failed:
         return Verdict("pass", f"training loss falls with capacity over {len(done)} points ({m['steps']} steps "
                        f"each): {table}.", m, HINT)
-    why = (f"{', '.join(failed)} failed; " if failed else "") + (
-        "; ".join(f"{b['label']} ends at {fmt(b['train_loss'])}, above {a['label']}'s {fmt(a['train_loss'])}"
-                  for a, b in rises) or f"the largest ends no lower than the smallest")
-    return Verdict("warn", f"training loss does not fall with capacity: {why} ({table}).", m,
-                   "A larger model that trains no better points to a bug, or to the optimiser being the limit: try a "
-                   "higher learning rate (lr-find) or more steps (checks.capacity_steps), then run capacity again.")
+    why = (f"{', '.join(failed)} failed; " if failed else "") + "; ".join(
+        f"{b['label']} ends at {fmt(b['train_loss'])}, "
+        + (f"above {a['label']}'s {fmt(a['train_loss'])}" if b["train_loss"] > a["train_loss"]
+           else f"only {1 - b['train_loss'] / a['train_loss']:.1%} below {a['label']}'s {fmt(a['train_loss'])}")
+        for a, b in flat)
+    return Verdict("warn", f"training loss stops falling with capacity: {why} ({table}).", m,
+                   "A larger model that trains no better points to a bug (e.g. a softmax before the loss), to the "
+                   "optimiser being the limit — try a higher learning rate (lr-find) or more steps "
+                   "(checks.capacity_steps) — or to a floor the data sets (noisy labels); then run capacity again.")
 
 
 def _loss_at_init(ctx: CheckContext) -> float:
