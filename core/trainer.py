@@ -258,7 +258,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             if log:
-                values = torch.stack(recent).tolist() if len(recent) > 1 else [loss.item()]
+                values = _read(recent)
                 recent.clear()
                 loss_value = values[-1]
                 gn = None if grad_norm is None else float(grad_norm)
@@ -310,6 +310,13 @@ class Trainer:
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4g}"
+
+
+def _read(losses: list[torch.Tensor]) -> list[float]:
+    """The interval's losses as floats: one transfer on an accelerator, plain reads on the CPU (cheaper there)."""
+    if len(losses) == 1 or losses[0].device.type == "cpu":
+        return [t.item() for t in losses]
+    return torch.stack(losses).tolist()
 
 
 def _grad_norm(model: nn.Module) -> torch.Tensor:
