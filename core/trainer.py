@@ -260,22 +260,24 @@ class Trainer:
             if log:
                 values = _read(recent)
                 recent.clear()
-                loss_value = values[-1]
-                gn = None if grad_norm is None else float(grad_norm)
-                if not math.isfinite(loss_value):
-                    return self._fail_non_finite(loss_value, step_log)
+                if not math.isfinite(values[-1]):
+                    return self._fail_non_finite(values[-1], step_log)
                 now = time.perf_counter()
                 rate = (self.step - step_log) / max(now - t_log, 1e-9)
                 t_log, step_log = now, self.step
-                self.last = {"loss": loss_value, "lr": lr, "grad_norm": gn}
-                finite = [v for v in values if math.isfinite(v)]
-                event = Step(step=self.step, loss=loss_value, lr=lr, grad_norm=gn, steps_per_s=rate,
-                             loss_max=max(finite) if finite else None)
-                self.emit(event)
-                alarm = self.wiggle.observe(event)
-                if alarm is not None:
-                    self.emit(alarm)
+                self._log_step(values, lr, None if grad_norm is None else float(grad_norm), rate)
         return self._finish(last_eval)
+
+    def _log_step(self, values: list[float], lr: float, grad_norm: float | None, rate: float) -> None:
+        """Emit the Step of a log step (``values``: the losses since the previous one) and feed the wiggle alarm."""
+        self.last = {"loss": values[-1], "lr": lr, "grad_norm": grad_norm}
+        finite = [v for v in values if math.isfinite(v)]
+        event = Step(step=self.step, loss=values[-1], lr=lr, grad_norm=grad_norm, steps_per_s=rate,
+                     loss_max=max(finite) if finite else None)
+        self.emit(event)
+        alarm = self.wiggle.observe(event)
+        if alarm is not None:
+            self.emit(alarm)
 
     def _finish(self, last_eval: Eval | None) -> Finished:
         early = self.early.stopped_at == self.step

@@ -65,7 +65,7 @@ def _train_point(ctx: CheckContext, point: CapacityPoint, i: int, n: int, group:
     from ..jobs import load_trained_model, run_training
 
     steps = ctx.exp.checks.capacity_steps
-    exp = apply_values(ctx.exp, {**point.values, "train.steps": steps})
+    exp = apply_values(ctx.exp, {**point.values, "train.steps": steps, "train.early_stop": 0})  # same steps for all
 
     def forward(e: Event) -> None:  # the run's own events go to its run dir; the check reports progress
         if isinstance(e, Step):
