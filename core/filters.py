@@ -68,16 +68,19 @@ def first_layer(model: nn.Module, x: torch.Tensor) -> Layer | None:
 def filter_images(layer: Layer, input_shape: tuple[int, ...]) -> np.ndarray | None:
     """(N, C, H, W) images of the layer's filters, or None when its weights have no image layout."""
     w, m = layer.weight, layer.module
-    if isinstance(m, nn.Embedding) or isinstance(m, nn.EmbeddingBag):
+    images = None
+    if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
         return None
     if w.dim() == 4:
-        return w.numpy()
-    if w.dim() == 3:  # Conv1d: (out, in, k) → 1 × k images
-        return w.numpy()[:, :, None, :]
-    if w.dim() == 2 and isinstance(m, nn.Linear) and len(input_shape) in (2, 3) and w.shape[1] == math.prod(input_shape):
+        images = w.numpy()
+    elif w.dim() == 3:  # Conv1d: (out, in, k) → 1 × k images
+        images = w.numpy()[:, :, None, :]
+    elif w.dim() == 2 and isinstance(m, nn.Linear) and len(input_shape) in (2, 3) and w.shape[1] == math.prod(input_shape):
         shape = input_shape if len(input_shape) == 3 else (1, *input_shape)
-        return w.numpy().reshape(w.shape[0], *shape)
-    return None
+        images = w.numpy().reshape(w.shape[0], *shape)
+    if images is None or images.shape[2] * images.shape[3] < 2:  # a 1 × 1 kernel has no neighbours
+        return None
+    return images
 
 
 def neighbour_correlation(images: np.ndarray) -> float:

@@ -258,7 +258,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             if log:
-                values = _read(recent)
+                values = self._interval_losses(recent)
                 recent.clear()
                 if not math.isfinite(values[-1]):
                     return self._fail_non_finite(values[-1], step_log)
@@ -267,6 +267,13 @@ class Trainer:
                 t_log, step_log = now, self.step
                 self._log_step(values, lr, None if grad_norm is None else float(grad_norm), rate)
         return self._finish(last_eval)
+
+    def _interval_losses(self, losses: list[torch.Tensor]) -> list[float]:
+        """The losses of the steps since the last log, as floats (the log step's last): one transfer on an
+        accelerator, plain reads on the CPU (cheaper there). Under DDP this is where they are averaged over ranks."""
+        if len(losses) == 1 or losses[0].device.type == "cpu":
+            return [t.item() for t in losses]
+        return torch.stack(losses).tolist()
 
     def _log_step(self, values: list[float], lr: float, grad_norm: float | None, rate: float) -> None:
         """Emit the Step of a log step (``values``: the losses since the previous one) and feed the wiggle alarm."""
@@ -312,13 +319,6 @@ class Trainer:
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4g}"
-
-
-def _read(losses: list[torch.Tensor]) -> list[float]:
-    """The interval's losses as floats: one transfer on an accelerator, plain reads on the CPU (cheaper there)."""
-    if len(losses) == 1 or losses[0].device.type == "cpu":
-        return [t.item() for t in losses]
-    return torch.stack(losses).tolist()
 
 
 def _grad_norm(model: nn.Module) -> torch.Tensor:
