@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -94,8 +94,9 @@ def neighbour_correlation(images: np.ndarray) -> float:
     return num / math.sqrt(aa * bb) if aa > 0 and bb > 0 else 0.0
 
 
-def structure(images: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """The neighbour correlation, its shuffled control (mean, std), z, and the call: structured or noise."""
+def structure(images: np.ndarray, seed: int = 0, tick: Callable[[], None] | None = None) -> dict[str, Any]:
+    """The neighbour correlation, its shuffled control (mean, std), z, and the call: structured or noise.
+    ``tick`` is called before each shuffle (it may raise to stop)."""
     images = images[:MAX_MEASURED].astype(np.float64)
     r = neighbour_correlation(images)
     rng = np.random.default_rng(seed)
@@ -103,6 +104,8 @@ def structure(images: np.ndarray, seed: int = 0) -> dict[str, Any]:
     flat = images.reshape(n * c, h * w)
     null = []
     for _ in range(SHUFFLES):
+        if tick is not None:
+            tick()
         shuffled = rng.permuted(flat, axis=1)  # every filter-channel shuffled on its own
         null.append(neighbour_correlation(shuffled.reshape(images.shape)))
     mean, std = float(np.mean(null)), float(np.std(null))

@@ -52,7 +52,7 @@ class WiggleWatch:
         return LogLine(alarm["message"], level="warning")
 
     def _fired(self, kind: str) -> bool:
-        return any(a["kind"] == kind for a in self.alarms)
+        return bool(self.alarms) and any(a["kind"] == kind for a in self.alarms)
 
     def _spike(self, step: Step) -> dict[str, Any] | None:
         peak = step.loss_max if step.loss_max is not None else step.loss

@@ -32,7 +32,7 @@ def check(ctx: CheckContext) -> Verdict:
                        "image layout (token embeddings, or a linear layer on non-image inputs): nothing to draw as "
                        "filters.", info, "Look at what the layer learns another way (e.g. nearest neighbours of "
                        "embeddings).")
-    s = structure(images)
+    s = structure(images, tick=ctx.tick)
     metrics = {**info, **{k: num(v, 4) if isinstance(v, float) else v for k, v in s.items()}, **drawable(images),
                "z_limit": Z_STRUCTURED}
     return _verdict(layer.name, s, metrics)
