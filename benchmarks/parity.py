@@ -40,7 +40,7 @@ def plain(exp, splits, steps: int) -> tuple[float, list[float]]:
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if (step + 1) % exp.train.log_every == 0:
+        if (step + 1) % exp.train.log_every == 0 or step == 0:  # the trainer logs the first step too
             losses.append(loss.item())
     return time.thread_time() - t0, losses
 

@@ -17,6 +17,8 @@ from .validate import (INT64_MAX, ConfigError, KeyPath, Locator, build, check_ke
                        tables, tomllib, typed)
 
 TASKS = ("classification", "language-model", "regression")
+SCHEDULES = ("constant", "cosine", "linear")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 # An experiment's name becomes a folder under the runs dir: one path component of a safe alphabet,
 # starting with a letter or digit (no "..", "a/b", "/abs", ".hidden").
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -30,10 +32,12 @@ CHECK_IDS = (
 )
 MAX_STEPS = 1_000_000_000
 MAX_BATCH = 2**20
+BUILTIN_MODELS = ("linear", "mlp", "cnn", "char-mlp", "char-transformer")
 
 __all__ = ["ConfigError", "CHECK_IDS", "TASKS", "DataConfig", "ModelConfig", "TrainConfig", "ChecksConfig", "Experiment",
            "Item", "Stage", "RecipesFile", "SECTIONS", "load_recipes", "apply_overrides", "experiment_from_dict",
-           "check_name", "where", "shipped_recipes_path", "find_recipes_file"]
+           "check_name", "where", "shipped_recipes_path", "find_recipes_file", "apply_values", "parse_value",
+           "check_override_key", "BUILTIN_MODELS"]
 
 
 # ----------------------------------------------------------------------------- experiment schema
@@ -93,6 +97,9 @@ class TrainConfig:
     channels_last: bool = True  # CUDA and a model with Conv2d: NHWC memory format (no-op elsewhere)
     compile: bool = False  # CUDA: torch.compile the model (first steps slower while it compiles)
     nproc: int = ranged(1, 1, 1_024)  # > 1: `recipe-tui train` starts this many processes with torchrun (DDP)
+    early_stop: int = ranged(0, 0, MAX_STEPS)  # stop after this many evaluations without a better val loss; 0 = off
+    early_stop_delta: float = ranged(0.0, 0.0, 1e6)  # "better" means lower by more than this
+    predictions: int = ranged(8, 0, 64)  # validation examples whose predictions are recorded at each evaluation
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,15 @@ class ChecksConfig:
     label_folds: int = ranged(5, 2, 100)
     label_max_candidates: int = ranged(100, 1, 1_000_000)
     label_issue_fraction: float = ranged(0.02, 0.0, 1.0)  # label-issues warns above this fraction of train flagged
+    lr_find_steps: int = ranged(300, 10, 1_000_000)  # lr-find: steps of one sweep (it stops early once the loss diverges)
+    lr_find_start: float = ranged(1e-7, 0.0, 1.0, lo_open=True, hi_open=True)  # below lr_find_end by construction
+    lr_find_end: float = ranged(10.0, 1.0, 1000.0)
+    lr_find_repeats: int = ranged(3, 1, 20)  # sweeps with seeds train.seed, +1, …
+    capacity_steps: int = ranged(300, 1, MAX_STEPS)  # capacity: training steps of each capacity point
+    # capacity: model overrides, one table per point, smallest first; e.g. [{ width = 32 }, { width = 64 }] for a
+    # built-in model (its keys), [{ channels = 16 }, …] for a factory or torchvision model (its kwargs). Empty: the
+    # built-in model's width at ×¼, ×½, ×1 and ×2.
+    capacities: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -230,26 +246,44 @@ def load_recipes(file: str | Path | None = None) -> RecipesFile:
 
 def apply_overrides(exp: Experiment, overrides: list[str] | tuple[str, ...]) -> Experiment:
     """Apply ``--set section.key=value`` overrides with the same validation as the file."""
-    raw = _experiment_to_raw(exp)
+    values: list[tuple[str, Any, str]] = []
     for text in overrides:
         if "=" not in text:
             raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. --set train.lr=1e-3.")
         key, value = (s.strip() for s in text.split("=", 1))
-        parts = key.split(".")
-        if len(parts) == 1 and parts[0] in ("task", "description"):
-            raw[parts[0]] = _parse_value(value)
-            continue
-        if len(parts) < 2 or parts[0] not in SECTIONS:
-            raise ConfigError(
-                f"--set {text}: key must be SECTION.KEY with SECTION one of {', '.join(SECTIONS)}"
-                f"{suggest(parts[0], SECTIONS)}."
-            )
-        target = raw.setdefault(parts[0], {})
-        for p in parts[1:-1]:
+        values.append((key, parse_value(value), f"--set {text}: "))
+    return _set_values(exp, values)
+
+
+def check_override_key(key: str, prefix: str = "") -> list[str]:
+    """The parts of a ``--set`` key (``train.lr`` → [train, lr]); ``ConfigError`` when it names no section."""
+    parts = key.split(".")
+    if len(parts) == 1 and parts[0] in ("task", "description"):
+        return parts
+    if len(parts) < 2 or parts[0] not in SECTIONS:
+        raise ConfigError(
+            f"{prefix}key must be SECTION.KEY with SECTION one of {', '.join(SECTIONS)}"
+            f"{suggest(parts[0], SECTIONS)}."
+        )
+    return parts
+
+
+def apply_values(exp: Experiment, values: Mapping[str, Any]) -> Experiment:
+    """``exp`` with typed values set at dotted keys (``{"model.width": 64, "model.kwargs.depth": 3}``), validated
+    like the file and ``--set`` (which parses its text first)."""
+    return _set_values(exp, [(key, value, f"--set {key}: ") for key, value in values.items()])
+
+
+def _set_values(exp: Experiment, values: list[tuple[str, Any, str]]) -> Experiment:
+    raw = _experiment_to_raw(exp)
+    for key, value, prefix in values:
+        parts = check_override_key(key, prefix)
+        target = raw
+        for p in parts[:-1]:
             target = target.setdefault(p, {})
             if not isinstance(target, dict):
-                raise ConfigError(f"--set {text}: {p} is not a table.")
-        target[parts[-1]] = _parse_value(value)
+                raise ConfigError(f"{prefix}{p} is not a table.")
+        target[parts[-1]] = value
     return dataclasses.replace(_load_experiment(exp.name, raw, exp.base_dir, Locator("--set", ""), ()), source=exp.source)
 
 
@@ -281,7 +315,8 @@ def _experiment_to_raw(exp: Experiment) -> dict[str, Any]:
     return d
 
 
-def _parse_value(value: str) -> Any:
+def parse_value(value: str) -> Any:
+    """A ``--set`` value: TOML (``1e-3``, ``true``, ``"x"``, ``[{ width = 8 }]``), else the bare word as a string."""
     try:
         return tomllib.loads(f"v = {value}")["v"]
     except (tomllib.TOMLDecodeError, RecursionError, ValueError):
@@ -340,7 +375,7 @@ def _check_experiment(sections: dict[str, Any], loc: Locator, path: KeyPath) -> 
     data, model, train = sections["data"], sections["model"], sections["train"]
     _one_of(data, ("source", "factory", "path"), path + ("data",), loc)
     _one_of(model, ("name", "factory"), path + ("model",), loc)
-    for key, choices in (("schedule", ("constant", "cosine", "linear")), ("optimizer", ("adam", "adamw", "sgd"))):
+    for key, choices in (("schedule", SCHEDULES), ("optimizer", OPTIMIZERS)):
         value = getattr(train, key)
         if value not in choices:
             raise loc.error(path + ("train", key), f"'{value}' is not {'an' if key == 'optimizer' else 'a'} {key}"
@@ -351,12 +386,33 @@ def _check_experiment(sections: dict[str, Any], loc: Locator, path: KeyPath) -> 
     if data.val_fraction + data.test_fraction >= 1:
         raise loc.error(path + ("data", "test_fraction"), f"val_fraction + test_fraction must be below 1, got "
                         f"{data.val_fraction:g} + {data.test_fraction:g}: nothing would be left to train on")
+    _check_capacities(sections, loc, path)
     if model.name == "char-transformer" and model.width % model.heads:
         raise loc.error(path + ("model", "heads"), f"{model.heads} heads do not divide model.width {model.width} "
                         "(each head gets width / heads channels)")
     for factory, key in ((data.factory, "data"), (model.factory, "model")):
         if factory is not None and not re.fullmatch(r"[\w.]+:[\w.]+", factory):
             raise loc.error(path + (key, "factory"), f"'{factory}' is not of the form module:function")
+
+
+def _check_capacities(sections: dict[str, Any], loc: Locator, path: KeyPath) -> None:
+    """Each ``checks.capacities`` entry is a non-empty table; for a built-in model its keys are model keys,
+    checked (types, ranges) as if written in the model table."""
+    model = sections["model"]
+    for n, entry in enumerate(sections["checks"].capacities, start=1):
+        where_ = path + ("checks", "capacities", n)
+        if not entry:
+            raise loc.error(where_, "is empty: name the model keys (or factory kwargs) of this capacity")
+        if model.factory is None and model.name in BUILTIN_MODELS:
+            fixed = {"name", "factory", "kwargs"} & set(entry)
+            if fixed:
+                raise loc.error(where_ + (sorted(fixed)[0],), "cannot change between capacities (only sizes can)")
+            build(ModelConfig, {**_plain(model), **entry}, where_, loc)
+
+
+def _plain(section: Any) -> dict[str, Any]:
+    """A section's values as a raw table, without the keys left at None."""
+    return {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
 
 
 def _one_of(section: Any, keys: tuple[str, ...], path: KeyPath, loc: Locator) -> None:

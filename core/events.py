@@ -44,6 +44,9 @@ class RunStarted(Event):
     params: int = 0
     time: float = field(default_factory=time.time)
     world_size: int = 1  # processes training together (torchrun / DDP)
+    # Where the run came from, for comparing runs (README, "Run tags"): {"kind": "capacity", "group": …, "label": …};
+    # empty for a plain ``train``. Older readers ignore the key.
+    tag: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Step(Event):
     lr: float
     grad_norm: float | None = None
     steps_per_s: float | None = None
+    loss_max: float | None = None  # the largest finite loss of the steps since the previous Step: spikes between logs
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,34 @@ class Progress(Event):
 
 
 @dataclass(frozen=True)
+class Predictions(Event):
+    """What the model predicts for a fixed set of validation examples at one evaluation ("prediction dynamics").
+
+    ``kind``: ``classes`` (each example ``{index, label, predicted, probs}``; ``probs`` has every class, or the
+    ``top`` classes as ``{class: p}`` when there are many), ``text`` (language models: ``{text, tokens}``
+    sampled from the model with a fixed generator, so successive evaluations are comparable), ``values``
+    (regression: ``{index, target, prediction}``, at most 8 numbers each).
+    """
+
+    type: ClassVar[str] = "predictions"
+    step: int
+    kind: str
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckRow(Event):
+    """One row of a check's table, emitted as soon as it is known (a capacity point, an lr-find repeat, and in
+    later stages a rung, a trial, a member): the app shows rows live; the finished table is in the result's
+    ``metrics[table]``."""
+
+    type: ClassVar[str] = "check_row"
+    id: str  # the check id
+    table: str  # the metrics key the row belongs to, e.g. "points"
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CheckStarted(Event):
     type: ClassVar[str] = "check_started"
     id: str
@@ -121,6 +153,11 @@ class Finished(Event):
     step: int
     final: dict[str, float] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
+    # Warnings about the run as a whole, e.g. {"kind": "wiggle", "step": …, "message": …, numbers…} (core/wiggle.py):
+    # a run with alarms completed but deserves a look (the app marks the train item warn).
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    # Set when train.early_stop ended the run: {"step", "best_step", "best_val_loss", "patience"}.
+    early_stop: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,7 +174,8 @@ class Failed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, Step, Eval, LogLine, Checkpoint, Progress, CheckStarted, CheckResult, Finished, Failed)
+    for cls in (RunStarted, Step, Eval, LogLine, Checkpoint, Progress, Predictions, CheckRow, CheckStarted, CheckResult,
+                Finished, Failed)
 }
 
 Emit = Callable[[Event], None]

@@ -14,6 +14,7 @@ from .config import ConfigError, Experiment, apply_overrides, experiment_from_di
 from .control import RunControl
 from .events import Failed, Finished, LogLine, RunStarted, null_emit
 from .rundir import CHECKPOINT, CONFIG, CONTROL, RunDir
+from .runsummary import RunSummary, read_summary, summary_from_events
 
 if TYPE_CHECKING:
     from .distributed import Group
@@ -26,6 +27,8 @@ class TrainOutcome:
     steps: int
     final: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    alarms: list[dict[str, Any]] = field(default_factory=list)  # e.g. the wiggle alarm (Finished.alarms)
+    early_stop: dict[str, Any] = field(default_factory=dict)
 
 
 def trusted_experiment(run_config: Mapping[str, Any], known: Mapping[str, Experiment]) -> Experiment:
@@ -57,12 +60,13 @@ def trusted_experiment(run_config: Mapping[str, Any], known: Mapping[str, Experi
 
 def run_training(exp: Experiment | None, control: RunControl | None = None, runs_root: str | Path = "runs",
                  resume: str | Path | None = None, overrides: tuple[str, ...] = (),
-                 known: Mapping[str, Experiment] | None = None) -> TrainOutcome:
+                 known: Mapping[str, Experiment] | None = None, tag: Mapping[str, Any] | None = None) -> TrainOutcome:
     """Train ``exp`` (or resume the run in ``resume``) and record everything in its run dir.
 
     ``known``: the experiments of the recipes file the user opened; a resumed run may name only their
-    factories (``trusted_experiment``). ``ConfigError`` propagates (bad input); any other failure,
-    including the user's code raising, becomes a ``Failed`` event and a ``failed`` outcome.
+    factories (``trusted_experiment``). ``tag``: where the run comes from (``RunStarted.tag``, README "Run tags");
+    a resumed run keeps its own. ``ConfigError`` propagates (bad input); any other failure, including the user's
+    code raising, becomes a ``Failed`` event and a ``failed`` outcome.
 
     Under torchrun every rank calls this with the same arguments and trains with DDP: rank 0 opens the run dir
     and sends its path and experiment to the others; only rank 0 writes to it and reads its control file.
@@ -70,11 +74,12 @@ def run_training(exp: Experiment | None, control: RunControl | None = None, runs
     from .distributed import session
 
     with session() as group:  # the process group is left on every path out
-        return _train_as(group, exp, control or RunControl(), runs_root, resume, overrides, known or {})
+        return _train_as(group, exp, control or RunControl(), runs_root, resume, overrides, known or {}, tag)
 
 
 def _train_as(group: "Group", exp: Experiment | None, control: RunControl, runs_root: str | Path,
-              resume: str | Path | None, overrides: tuple[str, ...], known: Mapping[str, Experiment]) -> TrainOutcome:
+              resume: str | Path | None, overrides: tuple[str, ...], known: Mapping[str, Experiment],
+              tag: Mapping[str, Any] | None) -> TrainOutcome:
     from .data import load_data
     from .distributed import rank_seed
     from .gpu_options import ignored_options
@@ -82,7 +87,13 @@ def _train_as(group: "Group", exp: Experiment | None, control: RunControl, runs_
     from .trainer import Trainer, seed_everything
 
     run, run_path, exp, checkpoint = _open_shared(group, exp, runs_root, resume, overrides, known)
-    control = control.also(run.record).watching(run.path / CONTROL) if run is not None else control.with_emit(null_emit)
+    if run is not None:
+        summary = RunSummary(run.path, None if resume is None else (read_summary(run.path) or summary_from_events(run.events())))
+        tag = dict(tag or summary.d.get("tag") or {})
+        control = control.also(run.record, summary).watching(run.path / CONTROL)
+    else:  # another rank: rank 0 records everything
+        tag = dict(tag or {})
+        control = control.with_emit(null_emit)
     out = control.emit
     trainer: Any = None
     try:
@@ -93,13 +104,14 @@ def _train_as(group: "Group", exp: Experiment | None, control: RunControl, runs_
         if group.rank > 0:
             seed_everything(rank_seed(exp.train.seed, group.rank))  # dropout and augmentation differ per rank
         trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train, control,
-                          save=run.save_checkpoint if run is not None else None, device=device, group=group)
+                          save=run.save_checkpoint if run is not None else None, device=device, group=group,
+                          info=splits.info)
         if resume is not None:
             trainer.load_state_dict(checkpoint)
             out(LogLine(f"resumed from {run_path / CHECKPOINT} at step {trainer.step}"))
         n_params = sum(p.numel() for p in model.parameters())
         out(RunStarted(run_dir=str(run_path), recipe=exp.name, device=str(device), steps=exp.train.steps,
-                       start_step=trainer.step, params=n_params, world_size=group.world_size))
+                       start_step=trainer.step, params=n_params, world_size=group.world_size, tag=tag))
         for note in ignored_options(exp.train, device) + _group_note(group, trainer):
             out(LogLine(note))
         result = trainer.fit()
@@ -113,7 +125,8 @@ def _train_as(group: "Group", exp: Experiment | None, control: RunControl, runs_
         if run is not None:
             run.close()
     if isinstance(result, Finished):
-        return TrainOutcome(run_path, result.status, result.step, dict(result.final))
+        return TrainOutcome(run_path, result.status, result.step, dict(result.final), alarms=list(result.alarms),
+                            early_stop=dict(result.early_stop))
     return TrainOutcome(run_path, "failed", result.step, {}, result.reason)
 
 
@@ -202,6 +215,10 @@ def describe_outcome(outcome: TrainOutcome) -> dict[str, Any]:
     doc: dict[str, Any] = {"run_dir": str(outcome.run_dir), "status": outcome.status, "steps": outcome.steps, "final": final}
     if outcome.reason:
         doc["reason"] = outcome.reason
+    if outcome.alarms:
+        doc["alarms"] = [{k: v for k, v in a.items()} for a in outcome.alarms]
+    if outcome.early_stop:
+        doc["early_stop"] = dict(outcome.early_stop)
     return doc
 
 

@@ -7,12 +7,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ConfigError, Experiment, where
+from .config import BUILTIN_MODELS, ConfigError, Experiment, where
 from .data import DataInfo, Splits
 from .factory import import_factory
 from .tasks import task_of
 
-BUILTINS = ("linear", "mlp", "cnn", "char-mlp", "char-transformer")
+BUILTINS = BUILTIN_MODELS
 
 
 def build_model(exp: Experiment, info: DataInfo) -> nn.Module:

@@ -15,7 +15,7 @@ import random
 import signal
 import time
 from contextlib import nullcontext
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -28,7 +28,13 @@ from .data import TensorPairs, iter_batches
 from .distributed import Group, rank_seed, shard
 from .events import Checkpoint, Eval, Failed, Finished, LogLine, Step
 from .gpu_options import Placement
+from .probe import PredictionProbe
+from .stopping import EarlyStop
 from .tasks import Task, first_tensor, task_of
+from .wiggle import WiggleWatch
+
+if TYPE_CHECKING:
+    from .data import DataInfo
 
 
 def seed_everything(seed: int) -> None:
@@ -110,7 +116,7 @@ class BatchStream:
 class Trainer:
     def __init__(self, model: nn.Module, task: str | Task, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
                  control: RunControl | None = None, save: Callable[[dict[str, Any]], Any] | None = None,
-                 device: torch.device | None = None, group: Group | None = None):
+                 device: torch.device | None = None, group: Group | None = None, info: "DataInfo | None" = None):
         self.device = device or resolve_device(cfg.device)
         self.group = group or Group.single()
         self.global_batch = min(cfg.batch_size, len(train_data))
@@ -137,6 +143,12 @@ class Trainer:
         self.last: dict[str, float | None] = {"loss": None, "lr": None, "grad_norm": None}
         params = [p for p in self.model.parameters() if p.is_floating_point()]
         self._input_dtype = params[0].dtype if params else None
+        # Stage 3 observers, none of them in the per-step path: the wiggle alarm reads logged Steps, the probe
+        # and early stopping run at evaluations.
+        self.wiggle = WiggleWatch()
+        self.early = EarlyStop(cfg.early_stop, cfg.early_stop_delta)
+        self.probe = PredictionProbe(self.task, val_data, cfg.predictions, info) \
+            if val_data is not None and cfg.predictions > 0 and len(val_data) > 0 and self.group.is_main else None
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -144,7 +156,8 @@ class Trainer:
         optimizer are rank 0's, which DDP keeps identical on every rank."""
         state = {"step": self.step, "evaluated_step": self.evaluated_step,
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state()}
+                 "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "wiggle": self.wiggle.state_dict(), "early_stop": self.early.state_dict()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         if self.group.distributed:
@@ -169,6 +182,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"].cpu())
+        self.wiggle.load_state_dict(state.get("wiggle", {}))
+        self.early.load_state_dict(state.get("early_stop", {}))
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         if self.group.distributed:
@@ -227,7 +242,22 @@ class Trainer:
         self.evaluated_step = self.step
         event = Eval(step=self.step, split=split, loss=total_loss / max(1, total_n), metrics=metrics)
         self.emit(event)
+        if data is self.val_data and self.probe is not None:
+            self._record_predictions()
         return event
+
+    def _record_predictions(self) -> None:
+        """The fixed validation examples' predictions; a model the probe cannot drive only loses the probe."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self.autocast():
+                self.emit(self.probe(self.model, self.step, self.batch, self.device))
+        except Exception as exc:
+            self.probe = None
+            self.emit(LogLine(f"prediction dynamics are off for this run: {type(exc).__name__}: {exc}", level="warning"))
+        finally:
+            self.model.train(was_training)
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self) -> Finished | Failed:
@@ -236,6 +266,8 @@ class Trainer:
         stream = self._batches()
         t_log, step_log = time.perf_counter(), self.step
         resumed_at = self.step if self.step > 0 else -1
+        recent: list[torch.Tensor] = []  # this log interval's losses, detached: read once, on the log step
+        last_eval: Eval | None = None
         while self.step < cfg.steps:
             stop, pause = self._flags()
             if stop:
@@ -248,7 +280,10 @@ class Trainer:
                 group["lr"] = lr
             if self.val_data is not None and self.step % cfg.eval_every == 0 and self.step > 0 \
                     and self.evaluated_step != self.step:
-                self.evaluate()
+                last_eval = self.evaluate()
+                if last_eval is not None and self.early.update(last_eval):
+                    self.emit(LogLine(self.early.message(), level="info"))
+                    break
             if self.step % cfg.checkpoint_every == 0 and self.step > 0 and self.step != resumed_at:
                 self.checkpoint()
             x, y = self.batch(*next(stream))
@@ -256,7 +291,9 @@ class Trainer:
                 out = first_tensor(self.net(x))
                 loss = self._rank_share(self.loss_fn(out, y), len(y))
             self.scaler.scale(loss).backward()
-            log = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
+            recent.append(loss.detach())
+            # the first step is logged too: the loss at init is the wiggle alarm's (and the chart's) reference
+            log = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps or self.step == 0
             grad_norm = None
             if cfg.grad_clip > 0:
                 self.scaler.unscale_(self.optimizer)
@@ -270,23 +307,49 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             if log:
-                loss_value = self._logged(loss)
-                gn = None if grad_norm is None else float(grad_norm)
-                if not math.isfinite(loss_value):
-                    return self._fail_non_finite(loss_value, step_log)
+                values = self._interval_losses(recent)
+                recent.clear()
+                if not math.isfinite(values[-1]):
+                    return self._fail_non_finite(values[-1], step_log)
                 now = time.perf_counter()
                 rate = (self.step - step_log) / max(now - t_log, 1e-9)
                 t_log, step_log = now, self.step
-                self.last = {"loss": loss_value, "lr": lr, "grad_norm": gn}
-                self.emit(Step(step=self.step, loss=loss_value, lr=lr, grad_norm=gn, steps_per_s=rate))
-        stopped = self.step < cfg.steps
+                self._log_step(values, lr, None if grad_norm is None else float(grad_norm), rate)
+        return self._finish(last_eval)
+
+    def _interval_losses(self, losses: list[torch.Tensor]) -> list[float]:
+        """The losses of the steps since the last log, as floats (the log step's last): one transfer on an
+        accelerator, plain reads on the CPU (cheaper there). Under DDP each is the global batch's loss: the mean over
+        ranks of each rank's weighted shard loss (one collective, on log steps only)."""
+        if self.group.distributed:
+            return self.group.mean(torch.stack(losses).float()).tolist()
+        if len(losses) == 1 or losses[0].device.type == "cpu":
+            return [t.item() for t in losses]
+        return torch.stack(losses).tolist()
+
+    def _log_step(self, values: list[float], lr: float, grad_norm: float | None, rate: float) -> None:
+        """Emit the Step of a log step (``values``: the losses since the previous one) and feed the wiggle alarm."""
+        self.last = {"loss": values[-1], "lr": lr, "grad_norm": grad_norm}
+        finite = [v for v in values if math.isfinite(v)]
+        event = Step(step=self.step, loss=values[-1], lr=lr, grad_norm=grad_norm, steps_per_s=rate,
+                     loss_max=max(finite) if finite else None)
+        self.emit(event)
+        alarm = self.wiggle.observe(event)
+        if alarm is not None:
+            self.emit(alarm)
+
+    def _finish(self, last_eval: Eval | None) -> Finished:
+        early = self.early.stopped_at == self.step
+        stopped = self.step < self.cfg.steps and not early
         final: dict[str, float] = {"loss": self.last["loss"]} if self.last["loss"] is not None else {}
-        if self.val_data is not None and not stopped:
+        ev = last_eval if early else None
+        if self.val_data is not None and not stopped and ev is None:
             ev = self.evaluate()
-            if ev is not None:
-                final.update({"val_loss": ev.loss, **ev.metrics})
+        if ev is not None:
+            final.update({"val_loss": ev.loss, **ev.metrics})
         self.checkpoint()
-        result = Finished(status="stopped" if stopped else "completed", step=self.step, final=final)
+        result = Finished(status="stopped" if stopped else "completed", step=self.step, final=final,
+                          alarms=[dict(a) for a in self.wiggle.alarms], early_stop=self.early.summary() if early else {})
         self.emit(result)
         return result
 
@@ -324,12 +387,6 @@ class Trainer:
         if world == 1 or n * world == self.global_batch:
             return loss
         return loss * (n * world / self.global_batch)
-
-    def _logged(self, loss: torch.Tensor) -> float:
-        """The global batch's loss: the mean over ranks of each rank's weighted shard loss (syncs: log steps only)."""
-        if not self.group.distributed:
-            return loss.item()
-        return self.group.mean(loss.detach().float().clone()).item()
 
     def _fail_non_finite(self, value: float, last_good_step: int) -> Failed:
         last = self.last

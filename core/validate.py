@@ -144,6 +144,12 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
         return True, value
     if origin is dict or hint is dict:
         return isinstance(value, dict), dict(value) if isinstance(value, dict) else value
+    if origin is list:
+        (arg,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            return False, value
+        items = [_coerce(v, arg) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
     if hint in (bool, str):
         return isinstance(value, hint), value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -163,6 +169,9 @@ def type_name(hint: Any) -> str:
         return " or ".join(type_name(a) for a in typing.get_args(hint) if a is not type(None))
     if typing.get_origin(hint) is dict or hint is dict:
         return "a table"
+    if typing.get_origin(hint) is list:
+        inner = type_name(typing.get_args(hint)[0])
+        return "an array of " + {"a table": "tables", "a string": "strings", "an integer": "integers"}.get(inner, inner)
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(hint, str(hint))
 
 

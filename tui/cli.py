@@ -1,4 +1,4 @@
-"""``recipe-tui``: opens the app, or runs headless (list, train, check, watch).
+"""``recipe-tui``: opens the app, or runs headless (list, train, check, runs, watch).
 
 Exit codes: 0 ok · 1 a check or training failed · 2 bad usage or bad config · 130 interrupted.
 ``--json`` prints one JSON document on stdout; progress goes to stderr.
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true")
 
+    p = subs.add_parser("runs", help="list the runs of the experiment, with what differs from the recipe")
+    common(p, sub=True)
+    p.add_argument("--json", action="store_true")
+
     p = subs.add_parser("watch", help="show a run dir that another process is writing")
     common(p, sub=True)
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -88,6 +92,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _train(recipes, args)
     if args.command == "check":
         return _check(recipes, args)
+    if args.command == "runs":
+        return _runs(recipes, args)
     exp = recipes.experiment(args.recipe)  # validate before the app opens
     from .app import run_app
     return run_app(file=args.file, recipe=exp.name, runs=args.runs)
@@ -284,6 +290,32 @@ def _check(recipes: Any, args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _runs(recipes: Any, args: argparse.Namespace) -> int:
+    from recipe_tui.core.runs import list_runs
+
+    exp = recipes.experiment(args.recipe)
+    rows = list_runs(args.runs, exp.name, exp)
+    if args.json:
+        print(json.dumps({"recipe": exp.name, "runs_dir": str(args.runs), "runs": rows}, default=str))
+        return EXIT_OK
+    if not rows:
+        print(f"no runs of {exp.name} under {args.runs}/{exp.name} yet", file=sys.stderr)
+        return EXIT_OK
+    metric = next((r["metric"]["name"] for r in rows if r["metric"]["name"]), None) or "metric"
+    print(f"{'run':<20} {'status':<11} {'steps':>9} {'train':>8} {'val':>8} {metric[:8]:>8} {'time':>7}  origin / changes")
+    for r in rows:
+        origin = r["tag"].get("label") and f"{r['tag'].get('kind', '')} {r['tag']['label']}"
+        changes = " ".join(f"{k}={v}" for k, v in r["changes"].items())
+        print(f"{r['name']:<20} {r['status']:<11} {r['steps']:>9,} {_num(r['train_loss']['final']):>8} "
+              f"{_num(r['val_loss']['best']):>8} {_num(r['metric']['best']):>8} {r['seconds']:>6.0f}s  "
+              f"{' · '.join(x for x in (origin, changes) if x)}")
+    return EXIT_OK
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
 def select_items(recipes: Any, items: list[str], stages: list[int] | None) -> list[str]:
     """Item ids to run: the named ones, then those of ``--stage``; default all automated of stages 1–2."""
     from recipe_tui.core.config import ConfigError
@@ -316,6 +348,10 @@ class CheckProgress:
     def __call__(self, event: Any) -> None:
         if event.type == "check_started":
             print(f"… {event.id}", file=sys.stderr, flush=True)
+        elif event.type == "check_row":
+            shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in event.row.items()
+                              if isinstance(v, (int, float, str)) and k not in ("run_dir",))
+            print(f"  {event.id} {event.table}: {shown}", file=sys.stderr, flush=True)
         elif event.type == "log" and event.level == "error":
             print(f"  {event.message}", file=sys.stderr)
 

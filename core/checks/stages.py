@@ -4,9 +4,9 @@ One place to read them all; a new check is a new module with ``def check(ctx) ->
 """
 from __future__ import annotations
 
-from . import (baselines, batch_independence, batch_view, causality, data_balance, data_duplicates, data_labels,
-               data_outliers, data_stats, eval_mode, grad_flow, init_loss, init_well, output_range, overfit_batch,
-               seed, zero_input)
+from . import (baselines, batch_independence, batch_view, capacity, causality, data_balance, data_duplicates,
+               data_labels, data_outliers, data_stats, eval_mode, first_layer, grad_flow, init_loss, init_well, lr_find,
+               output_range, overfit_batch, seed, zero_input)
 from .runner import Check
 
 # 1 Inspect the data
@@ -34,4 +34,11 @@ STAGE_2: dict[str, Check] = {
     "output-range": output_range.check,
 }
 
-CHECKS: dict[str, Check] = {**STAGE_1, **STAGE_2}
+# 3 Overfit (the "train" item is training itself: `t` in the app, `recipe-tui train`)
+STAGE_3: dict[str, Check] = {
+    "lr-find": lr_find.check,
+    "capacity": capacity.check,
+    "first-layer": first_layer.check,
+}
+
+CHECKS: dict[str, Check] = {**STAGE_1, **STAGE_2, **STAGE_3}

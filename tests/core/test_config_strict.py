@@ -363,9 +363,9 @@ def test_check_ids_are_one_list_the_registry_and_the_shipped_file_agree_with():
     from recipe_tui.core.checks import registry
 
     assert len(CHECK_IDS) == len(set(CHECK_IDS)) == 24
-    assert set(CHECK_IDS[:17]) <= set(registry()) <= set(CHECK_IDS), "the 17 automated stage 1–2 checks come first"
+    assert set(CHECK_IDS[:20]) <= set(registry()) <= set(CHECK_IDS), "the 20 automated stage 1–3 checks come first"
     shipped = load_recipes(shipped_recipes_path())
-    assert {i.check for i in shipped.items() if i.check} == set(CHECK_IDS[:17])
+    assert {i.check for i in shipped.items() if i.check} == set(CHECK_IDS[:20])
     later = {i.id for s in shipped.stages if s.number >= 3 for i in s.items} - {"train"}
     assert later == set(CHECK_IDS[17:]), "stage 3–6 item ids are the check ids they will get"
 

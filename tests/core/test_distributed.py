@@ -121,12 +121,12 @@ def test_two_processes_train_like_one_and_only_rank_0_writes(tmp_path):
     assert doc["status"] == "completed" and doc["steps"] == 60
     runs = list((tmp_path / "ddp" / "digits-mlp").iterdir())
     assert runs == [tmp_path / "ddp" / "digits-mlp" / os.path.basename(doc["run_dir"])], "exactly one run dir"
-    assert sorted(p.name for p in runs[0].iterdir()) == ["checkpoint.pt", "config.json", "events.jsonl", "metrics.csv"]
+    assert sorted(p.name for p in runs[0].iterdir()) == ["checkpoint.pt", "config.json", "events.jsonl", "metrics.csv", "summary.json"]
     events = list(read_events(runs[0] / "events.jsonl"))
     types = [e.type for e in events]
-    assert types.count("run_started") == 1 and types.count("finished") == 1 and types.count("step") == 6, types
+    assert types.count("run_started") == 1 and types.count("finished") == 1 and types.count("step") == 7, types  # the first step is always logged
     assert events[0].world_size == 2 and types.count("eval") == 2 and types.count("checkpoint") == 3
-    assert (runs[0] / "metrics.csv").read_text().count("\n") == 1 + 6 + 2, "one writer: no duplicated rows"
+    assert (runs[0] / "metrics.csv").read_text().count("\n") == 1 + 7 + 2, "one writer: no duplicated rows"
 
     ours, single = losses(runs[0]), reference(tmp_path, 60)
     assert ours.keys() == single.keys()
@@ -194,5 +194,5 @@ def test_resume_with_the_same_number_of_processes_is_the_uninterrupted_run(tmp_p
     assert more.returncode == 0, more.stderr[-2000:]
     ours, want = losses(tmp_path / "part" / "digits-mlp" / os.path.basename(run)), \
         losses(tmp_path / "full" / "digits-mlp" / os.path.basename(json.loads(full.stdout)["run_dir"]))
-    assert ours.keys() == want.keys() and len(want) == 12 + 2
+    assert ours.keys() == want.keys() and len(want) == 13 + 2  # steps 1, 5 … 60 and two evals
     assert ours == want, "bit-exact"

@@ -28,12 +28,14 @@ def test_run_dir_layout_and_metrics(tmp_path):
     assert out.status == "completed" and out.steps == 40
     assert out.run_dir.parent == tmp_path / "digits-mlp" and latest_run(tmp_path, "digits-mlp") == out.run_dir
     names = sorted(p.name for p in out.run_dir.iterdir())
-    assert names == ["checkpoint.pt", "config.json", "events.jsonl", "metrics.csv"]
+    assert names == ["checkpoint.pt", "config.json", "events.jsonl", "metrics.csv", "summary.json"]
     types = [e.type for e in read_events(out.run_dir / "events.jsonl")]
     assert types[0] == "run_started" and types[-1] == "finished"
-    assert types.count("step") == 4 and types.count("eval") == 2 and types.count("checkpoint") == 2
+    # steps 1 (the loss at init), 10, 20, 30, 40; each evaluation is followed by the fixed batch's predictions
+    assert types.count("step") == 5 and types.count("eval") == 2 and types.count("checkpoint") == 2
+    assert types.count("predictions") == 2
     rows = (out.run_dir / "metrics.csv").read_text().splitlines()
-    assert rows[0] == "step,split,loss,accuracy,lr,grad_norm" and len(rows) == 1 + 4 + 2
+    assert rows[0] == "step,split,loss,accuracy,lr,grad_norm" and len(rows) == 1 + 5 + 2
     config = json.loads((out.run_dir / "config.json").read_text())
     assert config["train"]["steps"] == 40 and config["name"] == "digits-mlp"
     state = torch.load(out.run_dir / "checkpoint.pt", weights_only=True)
@@ -96,7 +98,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert ckpt_step > 0 and ckpt_step % 25 == 0, ckpt_step
     assert saved and ckpt_step in (saved[-1], saved[-1] + 25), (ckpt_step, saved[-3:])
     assert {p.name for p in run.iterdir()} <= {"checkpoint.pt", "checkpoint.pt.tmp", "config.json", "events.jsonl",
-                                               "metrics.csv"}
+                                               "metrics.csv", "summary.json", "summary.json.tmp"}
 
     out = subprocess.run(_cli("train", "--resume", str(run), "--set", f"train.steps={ckpt_step + 30}", "--json"),
                          capture_output=True, text=True, timeout=120)

@@ -79,22 +79,22 @@ async def test_tick_a_manual_item_and_find_it_ticked_after_reopening(recipes, tm
     app = RecipeApp(file=recipes, runs=runs)
     async with app.run_test(size=(100, 30)) as pilot:
         checklist = app.query_one(Checklist)
-        checklist.select_item("lr-find")
+        checklist.select_item("regularize")
         await pilot.press("space")
-        assert checklist.status("lr-find") == "ticked"
+        assert checklist.status("regularize") == "ticked"
         checklist.select_item("init-loss")  # automated: space does not tick it
         await pilot.press("space")
         assert checklist.status("init-loss") == "pending"
-        checklist.select_item("capacity")
+        checklist.select_item("tune")
         await pilot.press("space", "space")  # ticked and unticked again
-        assert checklist.status("capacity") == "manual"
-    assert ChecklistState.load(runs, "digits-mlp").ticks == {"lr-find"}
+        assert checklist.status("tune") == "manual"
+    assert ChecklistState.load(runs, "digits-mlp").ticks == {"regularize"}
     again = RecipeApp(file=recipes, runs=runs)
     async with again.run_test(size=(100, 30)) as pilot:
         checklist = again.query_one(Checklist)
-        assert checklist.status("lr-find") == "ticked" and checklist.status("capacity") == "manual"
-        checklist.select_item("lr-find")
-        await wait_for(pilot, lambda: again.query_one("#detail").border_title == "lr-find", what="the detail")
+        assert checklist.status("regularize") == "ticked" and checklist.status("tune") == "manual"
+        checklist.select_item("regularize")
+        await wait_for(pilot, lambda: again.query_one("#detail").border_title == "regularize", what="the detail")
         assert "☑ ticked" in detail_text(again)
 
 
