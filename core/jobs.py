@@ -5,24 +5,30 @@ Each runs in one thread, reports only through ``emit`` and honours ``stop``.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import ConfigError, Experiment, apply_overrides, experiment_from_dict
+from .config import ConfigError, Experiment, apply_overrides, check_name, experiment_from_dict
 from .control import RunControl
-from .events import Failed, Finished, LogLine, RunStarted
-from .rundir import RunDir
+from .events import Event, Failed, Finished, RunStarted
+from .paths import inside
+from .rundir import CHECKPOINT, RunDir, probe_writable, require_free_space
 
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    run_dir: Path
+    run_dir: Path | None  # None: the run never started (stopped or failed while loading), so nothing was kept
     status: str  # completed | stopped | failed
     steps: int
     final: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    note: str = ""  # something the numbers do not say (no validation split)
+
+
+NO_VALIDATION = "no validation split (data.val_fraction = 0): no validation loss or metric"
 
 
 def trusted_experiment(run_config: Mapping[str, Any], known: Mapping[str, Experiment]) -> Experiment:
@@ -58,61 +64,148 @@ def run_training(exp: Experiment | None, control: RunControl | None = None, runs
     """Train ``exp`` (or resume the run in ``resume``) and record everything in its run dir.
 
     ``known``: the experiments of the recipes file the user opened; a resumed run may name only their
-    factories (``trusted_experiment``). ``ConfigError`` propagates (bad input); any other failure,
-    including the user's code raising, becomes a ``Failed`` event and a ``failed`` outcome.
+    factories (``trusted_experiment``). ``ConfigError`` propagates (bad input, an unwritable runs dir); any
+    other failure, including the user's code raising or calling ``sys.exit``, becomes a ``Failed`` event and a
+    ``failed`` outcome. A new run's dir is created only once data and model are ready: a run that fails or is
+    stopped while starting leaves none behind.
     """
+    run, exp, checkpoint = _open_run(exp, runs_root, resume, overrides, known or {})
+    recorder = Recorder(run)
+    control = (control or RunControl()).also(recorder)
+    trainer, note = None, ""
+    try:
+        trainer, note = _ready_trainer(exp, control, checkpoint, recorder)
+        if run is None and control.stopped:
+            return TrainOutcome(None, "stopped", 0)
+        recorder.open(run or _new_run(runs_root, exp, trainer))
+        control.emit(RunStarted(run_dir=str(recorder.path), recipe=exp.name, device=str(trainer.device),
+                                steps=exp.train.steps, start_step=trainer.step,
+                                params=sum(p.numel() for p in trainer.model.parameters())))
+        if note:
+            control.log(note, "warning")
+        result = trainer.fit()
+    except ConfigError:
+        raise
+    except (Exception, SystemExit) as exc:  # the user's model or data failed: a result, not a crash
+        step = trainer.step if trainer is not None else int((checkpoint or {}).get("step", 0))
+        result = Failed(step=step, reason=failure_reason(exc), detail=traceback.format_exc())
+        control.emit(result)
+    finally:
+        recorder.close()
+    if run is None and isinstance(result, Finished) and result.status == "stopped" and result.step == 0:
+        recorder.discard()  # stopped before its first step: an empty run is not worth keeping
+    if isinstance(result, Finished):
+        return TrainOutcome(recorder.path, result.status, result.step, dict(result.final), note=note)
+    return TrainOutcome(recorder.path, "failed", result.step, {}, result.reason, note=note)
+
+
+def failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"the user's code called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _ready_trainer(exp: Experiment, control: RunControl, checkpoint: dict[str, Any] | None,
+                   recorder: "Recorder") -> tuple[Any, str]:
+    """(a trainer with the data, the model and the checkpoint loaded, a note on what is missing)."""
     from .data import load_data
     from .models import build_initialized_model
     from .trainer import Trainer, resolve_device, seed_everything
 
-    run, exp, checkpoint = _open_run(exp, runs_root, resume, overrides, known or {})
-    control = (control or RunControl()).also(run.record)
-    out = control.emit
-    step = 0
-    try:
-        device = resolve_device(exp.train.device)
-        seed_everything(exp.train.seed)
-        splits = load_data(exp)
-        model = build_initialized_model(exp, splits)
-        trainer = Trainer(model, exp.task, splits.train, splits.val, exp.train, control, save=run.save_checkpoint,
-                          device=device)
-        if checkpoint is not None:
-            trainer.load_state_dict(checkpoint)
-            out(LogLine(f"resumed from {run.checkpoint_path} at step {trainer.step}"))
-        step = trainer.step
-        n_params = sum(p.numel() for p in model.parameters())
-        out(RunStarted(run_dir=str(run.path), recipe=exp.name, device=str(device), steps=exp.train.steps,
-                       start_step=trainer.step, params=n_params))
-        result = trainer.fit()
-    except ConfigError:
-        run.close()
-        raise
-    except Exception as exc:  # the user's model or data failed: a result, not a crash
-        result = Failed(step=step, reason=f"{type(exc).__name__}: {exc}", detail=traceback.format_exc())
-        out(result)
-    finally:
-        run.close()
-    if isinstance(result, Finished):
-        return TrainOutcome(run.path, result.status, result.step, dict(result.final))
-    return TrainOutcome(run.path, "failed", result.step, {}, result.reason)
+    device = resolve_device(exp.train.device)
+    seed_everything(exp.train.seed)
+    splits = load_data(exp)
+    val = splits.val if len(splits.val) else None
+    model = build_initialized_model(exp, splits)
+    trainer = Trainer(model, exp.task, splits.train, val, exp.train, control, save=recorder.save_checkpoint,
+                      device=device)
+    if checkpoint is not None:
+        trainer.load_state_dict(checkpoint)
+        control.log(f"resumed from {recorder.path / CHECKPOINT} at step {trainer.step}")
+    return trainer, "" if val is not None else NO_VALIDATION
+
+
+def _new_run(runs_root: str | Path, exp: Experiment, trainer: Any) -> RunDir:
+    """The run dir of a new run, once there is something to record; refused when the disk cannot hold a checkpoint."""
+    parent = inside(runs_root, check_name(exp.name))
+    require_free_space(parent, checkpoint_bytes(trainer))
+    run = RunDir.create(runs_root, exp.name)
+    run.write_config(exp)
+    return run
+
+
+def checkpoint_bytes(trainer: Any) -> int:
+    """About what a checkpoint of ``trainer`` takes: the weights and the optimizer's per-parameter state."""
+    weights = sum(t.numel() * t.element_size() for t in trainer.model.state_dict().values())
+    per_param = {"adam": 2, "adamw": 2}.get(trainer.cfg.optimizer, 1 if trainer.cfg.momentum else 0)
+    params = sum(p.numel() * p.element_size() for p in trainer.model.parameters() if p.requires_grad)
+    return weights + per_param * params + (1 << 20)
+
+
+class Recorder:
+    """The run dir's ``emit``. Until the run dir exists (data and model still loading), events wait here, and a run
+    that never starts leaves no dir. A write that fails (disk full) raises ``RunDirUnwritable`` once, which fails
+    the run with that reason; later events go only to the screen."""
+
+    def __init__(self, run: RunDir | None) -> None:
+        self.run = run
+        self.pending: list[Event] = []
+        self.error: OSError | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return self.run.path if self.run is not None else None
+
+    def __call__(self, event: Event) -> None:
+        if self.run is None:
+            self.pending.append(event)
+        elif self.error is None:
+            try:
+                self.run.record(event)
+            except OSError as exc:
+                self.error = exc
+                raise RunDirUnwritable(f"cannot write to the run dir {self.run.path}: {exc.strerror or exc}") from exc
+
+    def open(self, run: RunDir) -> None:
+        self.run = run
+        pending, self.pending = self.pending, []
+        for event in pending:
+            self(event)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> Path:
+        assert self.run is not None, "a checkpoint before the run dir exists"
+        return self.run.save_checkpoint(state)
+
+    def close(self) -> None:
+        if self.run is not None:
+            self.run.close()
+
+    def discard(self) -> None:
+        if self.run is not None:
+            shutil.rmtree(self.run.path, ignore_errors=True)
+            self.run = None
+
+
+class RunDirUnwritable(Exception):
+    """events.jsonl or metrics.csv could not be written (disk full, permissions changed mid-run)."""
 
 
 def _open_run(exp: Experiment | None, runs_root: str | Path, resume: str | Path | None, overrides: tuple[str, ...],
-              known: Mapping[str, Experiment]) -> tuple[RunDir, Experiment, dict[str, Any] | None]:
-    """(the run dir to write, its experiment, the checkpoint to continue from): a new run of ``exp``, or the run in
-    ``resume`` with its last checkpoint. The resolved experiment (overrides applied) is saved with the run."""
+              known: Mapping[str, Experiment]) -> tuple[RunDir | None, Experiment, dict[str, Any] | None]:
+    """(the run dir to continue, or None for a new run, whose dir is made later; its experiment; the checkpoint to
+    continue from). The runs dir is probed for writing first: a read-only or full disk is a ``ConfigError``."""
     if resume is None:
         assert exp is not None
         if overrides:
             exp = apply_overrides(exp, overrides)
-        run = RunDir.create(runs_root, exp.name)
-        run.write_config(exp)
-        return run, exp, None
+        probe_writable(inside(runs_root, check_name(exp.name)))
+        return None, exp, None
     try:
         run = RunDir.open(resume)
     except FileNotFoundError as exc:
         raise ConfigError(f"--resume {resume}: {exc}.") from None
     exp = trusted_experiment(run.read_config(), known)
+    probe_writable(run.path)
     if overrides:
         exp = apply_overrides(exp, overrides)
         run.write_config(exp)
@@ -130,13 +223,21 @@ def latest_run(runs_root: str | Path, recipe: str) -> Path | None:
 
 
 def describe_outcome(outcome: TrainOutcome) -> dict[str, Any]:
-    """The ``train --json`` document."""
-    final = {"loss": outcome.final.get("val_loss", outcome.final.get("loss"))}
-    if "accuracy" in outcome.final:
-        final["accuracy"] = outcome.final["accuracy"]
-    doc: dict[str, Any] = {"run_dir": str(outcome.run_dir), "status": outcome.status, "steps": outcome.steps, "final": final}
+    """The ``train --json`` document. Without a validation split, ``final`` holds no validation numbers (null)
+    and ``train_loss`` is the last training loss; ``note`` says why."""
+    final: dict[str, Any]
+    if outcome.note == NO_VALIDATION:
+        final = {"loss": None, "train_loss": outcome.final.get("loss")}
+    else:
+        final = {"loss": outcome.final.get("val_loss", outcome.final.get("loss"))}
+        if "accuracy" in outcome.final:
+            final["accuracy"] = outcome.final["accuracy"]
+    doc: dict[str, Any] = {"run_dir": None if outcome.run_dir is None else str(outcome.run_dir),
+                           "status": outcome.status, "steps": outcome.steps, "final": final}
     if outcome.reason:
         doc["reason"] = outcome.reason
+    if outcome.note:
+        doc["note"] = outcome.note
     return doc
 
 

@@ -118,6 +118,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and amp_dtype == torch.float16)
         self.step = 0
         self.evaluated_step = -1  # a run resumed from a checkpoint taken right after an eval does not repeat it
+        self.saved_step: int | None = None  # the step of the last checkpoint written
         self.last: dict[str, float | None] = {"loss": None, "lr": None, "grad_norm": None}
         params = [p for p in self.model.parameters() if p.is_floating_point()]
         self._input_dtype = params[0].dtype if params else None
@@ -132,7 +133,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         self.evaluated_step = int(state.get("evaluated_step", -1))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -142,8 +143,17 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
 
     def checkpoint(self) -> None:
-        if self.save is not None:
-            self.emit(Checkpoint(step=self.step, path=str(self.save(self.state_dict()))))
+        if self.save is None:
+            return
+        try:
+            path = self.save(self.state_dict())
+        except OSError as exc:  # disk full, read-only: say so and train on; the previous checkpoint is intact
+            kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
+            self.emit(LogLine(f"checkpoint at step {self.step} not written: {exc.strerror or exc}; the previous "
+                              f"checkpoint ({kept}) is intact", level="warning"))
+            return
+        self.saved_step = self.step
+        self.emit(Checkpoint(step=self.step, path=str(path)))
 
     # -- evaluation -------------------------------------------------------------------------------
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,6 +182,8 @@ class Trainer:
             total_right += float(right)
             total_n += weight
         self.model.train(was_training)
+        if total_n == 0:
+            return None  # an empty split has no loss: no made-up 0.0 on the charts
         metric = self.task.metric
         metrics = {metric: total_right / max(1, total_n)} if metric else {}
         self.evaluated_step = self.step
