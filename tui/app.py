@@ -107,7 +107,7 @@ class RecipeApp(App[int]):
             return
         self._quitting = True
         self.exit_lines = await self.home.stop_jobs(self.file)
-        self.exit(code)
+        self.exit(code, return_code=code)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)  # Quit among them
