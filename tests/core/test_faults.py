@@ -147,17 +147,22 @@ def test_sys_exit_in_user_code_is_a_failed_run_not_the_exit_code(tmp_path, capsy
 
 # -- faulty user code: exit 1 with the cause ---------------------------------------------------------------
 
-@pytest.mark.parametrize("model, data, cause", [
-    pytest.param('fault = "init"', "", "model init failed on purpose", id="model-init-raises"),
-    pytest.param('fault = "forward", at = 3', "", "forward failed on purpose at call 3", id="forward-raises"),
-    pytest.param('fault = "nan", at = 30', "", "loss became nan", id="nan-at-step-30"),
-    pytest.param('fault = "shape", at = 1', "", "IndexError: Target", id="wrong-output-shape"),
-    pytest.param('fault = "huge"', "", "RuntimeError", id="huge-allocation"),
-    pytest.param("", "bad = 3", "sample 3 is corrupt", id="getitem-raises"),
-    pytest.param("", "odd = 5", "stack expects each tensor to be equal size", id="mixed-shapes"),
-])
+# (name, model kwargs, data kwargs, what the reason says); benchmarks/faults.py runs them too, in the app as well.
+FAULTY_CASES = [
+    ("model-init-raises", 'fault = "init"', "", "model init failed on purpose"),
+    ("forward-raises", 'fault = "forward", at = 3', "", "forward failed on purpose at call 3"),
+    ("nan-at-step-30", 'fault = "nan", at = 30', "", "loss became nan"),
+    ("wrong-output-shape", 'fault = "shape", at = 1', "", "IndexError: Target"),
+    ("huge-allocation", 'fault = "huge"', "", "RuntimeError"),
+    ("getitem-raises", "", "bad = 3", "sample 3 is corrupt"),
+    ("mixed-shapes", "", "odd = 5", "stack expects each tensor to be equal size"),
+]
+FAULTY_TRAIN = "steps = 120, batch_size = 400"
+
+
+@pytest.mark.parametrize("model, data, cause", [pytest.param(*case[1:], id=case[0]) for case in FAULTY_CASES])
 def test_faulty_user_code_fails_the_run_with_its_cause(tmp_path, capsys, model, data, cause):
-    path = faulty(tmp_path, model=model, data=data, train="steps = 120, batch_size = 400")
+    path = faulty(tmp_path, model=model, data=data, train=FAULTY_TRAIN)
     code, doc, err = run_cli(capsys, "train", "--file", str(path), "--runs", str(tmp_path / "runs"), "--json")
     assert code == 1 and doc["status"] == "failed" and cause in doc["reason"], (doc, err)
     assert "Traceback" not in err
