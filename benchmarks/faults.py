@@ -22,12 +22,10 @@ import argparse
 import asyncio
 import contextlib
 import io
-import json
 import os
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -315,8 +313,9 @@ def bench_flood(quick: bool) -> None:
         where = "through a run dir (events.jsonl + metrics.csv)" if record else "queue only (no run dir)"
         disk = f"; events.jsonl lines {r['lines']:,} of {r['sent'] + 2:,}" if record else ""
         print(f"  {where}: {r['rate']:,.0f} events/s held = {r['rate'] / base:.2f} × the emitter alone "
-              f"({base:,.0f}/s){disk}; on the charts {r['charted'] / r['sent']:.0%} (the rest folded); queue high "
-              f"water {r['high']:,} (limit {r['limit']:,}); memory +{r['rss']:.0f} MiB")
+              f"({base:,.0f}/s){disk}; on the charts {r['charted'] / r['sent']:.0%} (folded for the screen: "
+              f"{r['sent'] - r['charted']:,}); queue high water {r['high']:,} (limit {r['limit']:,}); memory "
+              f"{r['rss']:+.0f} MiB")
         print(f"    key latency median {ms(statistics.median(r['lags']))}, max {ms(max(r['lags']))} over "
               f"{len(r['lags'])} presses; idle app {ms(r['idle'])} (ratio {statistics.median(r['lags']) / r['idle']:.1f})")
 
