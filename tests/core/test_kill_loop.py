@@ -28,8 +28,8 @@ def check(tmp_path, recipe: str, steps: int, every: int, kills: int, seed: int, 
 
 
 @pytest.mark.timeout(240)
-def test_names_lm_with_dropout_survives_ctrl_c_then_a_kill(tmp_path):
-    check(tmp_path, "names-lm", steps=160, every=40, kills=1, seed=1, sigint=True, extra=("model.dropout=0.1",))
+def test_digits_mlp_with_dropout_survives_ctrl_c_then_a_kill(tmp_path):
+    check(tmp_path, "digits-mlp", steps=200, every=40, kills=1, seed=1, sigint=True, extra=("model.dropout=0.3",))
 
 
 @pytest.mark.slow
