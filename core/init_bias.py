@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset, Subset
 
-from .data import DataInfo, Splits, head, iter_batches, targets_of
+from .data import DataInfo, Splits, head, iter_batches, readable_samples, targets_of
 from .tasks import TargetStats, Task, task_of
 
 MAX_SCAN = 20000  # datasets without a targets attribute: labels read from at most this many samples
@@ -29,7 +29,13 @@ def all_targets(ds: Dataset, limit: int = MAX_SCAN) -> torch.Tensor:
     if n > limit:  # a seeded sample keeps this deterministic and bounded on huge datasets
         idx = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:limit].tolist()
         ds = Subset(ds, idx)
-    ys = [torch.as_tensor(y) for _, y in iter_batches(ds, 256)]
+    try:
+        ys = [torch.as_tensor(y) for _, y in iter_batches(ds, 256)]
+    except Exception:  # a sample that raises: the labels of the others (the data checks list the bad ones)
+        samples, _ = readable_samples(ds, range(len(ds)))
+        if not samples:
+            raise
+        ys = [torch.stack([torch.as_tensor(y) for _, y in samples])]
     return torch.cat(ys)
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from .config import Experiment, check_name
+from .config import ConfigError, Experiment, check_name
 from .events import Eval, Event, Step, event_from_dict
 from .paths import inside
 
@@ -100,18 +101,53 @@ class RunDir:
         return self.path / CHECKPOINT
 
     def save_checkpoint(self, state: dict[str, Any]) -> Path:
+        """Write to a temporary file, then rename: a failed write (disk full) raises ``OSError`` and leaves the
+        previous checkpoint as it was (the partial temporary file is removed)."""
         tmp = self.path / (CHECKPOINT + ".tmp")
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.checkpoint_path)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.checkpoint_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return self.checkpoint_path
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
         if not self.checkpoint_path.is_file():
             return None
         return torch.load(self.checkpoint_path, map_location=map_location, weights_only=True)
+
+
+def probe_writable(folder: Path) -> None:
+    """Create ``folder`` and write, sync and remove a small file in it: a read-only or full disk is found before
+    training starts (``ConfigError``, one sentence), not by the first checkpoint."""
+    probe = folder / f".write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise ConfigError(f"cannot write to {folder}: {exc.strerror or exc} (choose another place with --runs DIR)."
+                          ) from None
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def require_free_space(folder: Path, need: int) -> None:
+    """``ConfigError`` when the disk holding ``folder`` has less than ``need`` bytes free (a checkpoint's size:
+    its temporary file is written beside the previous one)."""
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise ConfigError(f"not enough disk space in {folder}: a checkpoint needs about {need / 2**20:,.1f} MiB, "
+                          f"{free / 2**20:,.1f} MiB are free.")
 
 
 def read_events(path: str | Path) -> Iterator[Event]:

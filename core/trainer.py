@@ -140,6 +140,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and amp_dtype == torch.float16)
         self.step = 0
         self.evaluated_step = -1  # a run resumed from a checkpoint taken right after an eval does not repeat it
+        self.saved_step: int | None = None  # the step of the last checkpoint written
         self.last: dict[str, float | None] = {"loss": None, "lr": None, "grad_norm": None}
         params = [p for p in self.model.parameters() if p.is_floating_point()]
         self._input_dtype = params[0].dtype if params else None
@@ -176,7 +177,7 @@ class Trainer:
         if self.group.distributed:
             state = self.group.broadcast(state)
         assert state is not None
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         self.evaluated_step = int(state.get("evaluated_step", -1))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -201,10 +202,20 @@ class Trainer:
             seed_everything(rank_seed(self.cfg.seed + self.step, self.group.rank))
 
     def checkpoint(self) -> None:
-        if self.save is not None or self.group.distributed:  # every rank takes part in gathering the state
-            state = self.state_dict()
-            if self.save is not None:
-                self.emit(Checkpoint(step=self.step, path=str(self.save(state))))
+        if self.save is None and not self.group.distributed:
+            return
+        state = self.state_dict()  # under torchrun every rank takes part in gathering it; rank 0 saves it
+        if self.save is None:
+            return
+        try:
+            path = self.save(state)
+        except OSError as exc:  # disk full, read-only: say so and train on; the previous checkpoint is intact
+            kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
+            self.emit(LogLine(f"checkpoint at step {self.step} not written: {exc.strerror or exc}; the previous "
+                              f"checkpoint ({kept}) is intact", level="warning"))
+            return
+        self.saved_step = self.step
+        self.emit(Checkpoint(step=self.step, path=str(path)))
 
     # -- evaluation -------------------------------------------------------------------------------
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,6 +248,8 @@ class Trainer:
         if self.group.distributed:
             sums = torch.tensor([total_loss, total_right, total_n], dtype=torch.float64, device=self.device)
             total_loss, total_right, total_n = self.group.sum(sums).tolist()
+        if total_n == 0:
+            return None  # an empty split has no loss: no made-up 0.0 on the charts
         metric = self.task.metric
         metrics = {metric: total_right / max(1, total_n)} if metric else {}
         self.evaluated_step = self.step

@@ -1,11 +1,17 @@
 """recipe-tui's Textual app: it reads the recipes file (or checks the watched run dir) and opens the home
 screen, ``MainScreen`` (checklist, item detail, dataset, live charts, run log, status line) or
 ``WatchScreen`` (a run another process writes). The screens own their jobs and panes; the app keeps
-what is global: the stylesheet, help, quitting (which stops every job first) and the command palette.
+what is global: the stylesheet, help, quitting and the command palette.
+
+Quitting is bounded: ``q`` while a job runs asks first (``QuitScreen``); then every job is stopped and waited
+for, training at most ``shutdown.GRACE_S`` (it writes its checkpoint at its next step), the rest briefly. A job
+still in user code after that is left behind (its thread is a daemon) and said so. SIGTERM, SIGHUP and SIGINT
+quit the same way without asking. After the app has exited, ``run_app`` prints the session's run and how to
+resume it; the CLI then ends the process at once (``shutdown.fast_exit``).
 """
 from __future__ import annotations
 
-import sys
+import asyncio
 from pathlib import Path
 from typing import Iterable
 
@@ -13,12 +19,14 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from recipe_tui.core.config import ConfigError, load_recipes
+from recipe_tui.core.config import load_recipes
 
 from .screens.main_screen import MainScreen
 from .screens.run_screen import RunScreen
 from .screens.watch_screen import WatchScreen
+from .shutdown import STOP_SIGNALS, say
 from .widgets.help_screen import HelpScreen
+from .widgets.quit_screen import QuitScreen
 
 
 class RecipeApp(App[int]):
@@ -35,12 +43,15 @@ class RecipeApp(App[int]):
                  watch: str | Path | None = None) -> None:
         super().__init__()
         self.runs = Path(runs)
+        self.file = file
+        self.exit_lines: list[str] = []  # printed to the terminal after exit (run_app)
+        self._quitting = False
         # Bad input fails here, before the terminal switches to the app.
         if watch is not None:
-            if not Path(watch).is_dir():
-                raise ConfigError(f"{watch}: no such run directory (watch takes runs/<recipe>/<timestamp>).")
+            from .bridge import watch_target
+            run_dir, note = watch_target(watch)
             self.exp = None
-            self.home: RunScreen = WatchScreen(watch, self.runs)
+            self.home: RunScreen = WatchScreen(run_dir, self.runs, note)
         else:
             recipes = load_recipes(file)
             self.exp = recipes.experiment(recipe)
@@ -53,10 +64,50 @@ class RecipeApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(f"runs: {self.runs.resolve()}"))
 
+    def on_mount(self) -> None:
+        self._signals(install=True)
+
+    def on_unmount(self) -> None:
+        self._signals(install=False)
+
+    def _signals(self, install: bool) -> None:
+        """SIGTERM, SIGHUP (the SSH connection dropped) and SIGINT (``kill -INT``; ctrl+c is a key here) quit like
+        ``q`` answered with yes: the job is stopped, training writes its checkpoint, the app exits with 130."""
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in STOP_SIGNALS:
+                if install:
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+                else:
+                    loop.remove_signal_handler(sig)
+        except (RuntimeError, ValueError, NotImplementedError):  # not the main thread, or Windows
+            pass
+
+    def _on_signal(self, sig: int) -> None:
+        self.call_later(self.stop_and_exit, 130)
+
     async def action_quit(self) -> None:
-        """Stop every job, wait for its worker (the trainer checkpoints and returns), then exit."""
-        await self.home.stop_jobs()
-        self.exit(0)
+        """Quit; while a job that works runs (training, checks, the browser's loss pass), ask first: stop it and
+        quit, or cancel. Watching only reads: it quits at once."""
+        from .quitting import ASK, question
+
+        job = self.home.jobs.current
+        if job is None or job.kind not in ASK or self._quitting:
+            await self.stop_and_exit()
+        elif not isinstance(self.screen, QuitScreen):
+            self.push_screen(QuitScreen(question(job.kind, self.home.state)), self._quit_answered)
+
+    def _quit_answered(self, yes: bool | None) -> None:
+        if yes:
+            self.call_later(self.stop_and_exit)
+
+    async def stop_and_exit(self, code: int = 0) -> None:
+        """Stop every job, wait for it (bounded), keep what to print after exit, then exit with ``code``."""
+        if self._quitting:
+            return
+        self._quitting = True
+        self.exit_lines = await self.home.stop_jobs(self.file)
+        self.exit(code, return_code=code)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)  # Quit among them
@@ -82,7 +133,8 @@ def run_app(file: str | Path | None = None, recipe: str | None = None, runs: str
             app.driver_class = guard.driver_class
             app.error_console.file = guard.terminal  # a crash report must reach the screen, not the log
         app.run()
+    for line in app.exit_lines:
+        say(line)
     if guard is not None and guard.new_bytes() > 0:
-        print(f"recipe-tui: {guard.new_bytes():,} bytes of low-level stderr output were kept in {log_path}",
-              file=sys.stderr)
+        say(f"recipe-tui: {guard.new_bytes():,} bytes of low-level stderr output were kept in {log_path}")
     return app.return_code if app.return_code is not None else 0

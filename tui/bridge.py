@@ -18,9 +18,12 @@ from typing import Any, Callable, Iterable
 
 from recipe_tui.core.config import Experiment
 from recipe_tui.core.control import RunControl
-from recipe_tui.core.events import Event, event_from_dict
+from recipe_tui.core.events import Event, Progress, Step, event_from_dict
 
 from .run_state import RunState, replay
+
+QUEUE_LIMIT = 50_000  # events waiting for the screen (~10 MB of Step events) before routine ones are folded
+ROUTINE = (Step, Progress)
 
 
 class EventQueue:
@@ -30,15 +33,29 @@ class EventQueue:
     drained to non-empty: at most once per drain however many events arrive, and never while idle.
     The flag is cleared *before* the queue is emptied, so an event appended during a drain either is
     taken by it or wakes the consumer again: no event is left behind without a wake-up.
+
+    Bounded: once ``limit`` events wait (the screen fell behind a flood, e.g. a tiny model logging every
+    step), routine events (``Step``, ``Progress``) are counted in ``folded`` instead of queued. They are only
+    the screen's copy: the run dir's events.jsonl is written by the job itself and gets every one. Anything
+    else (an eval, a warning, the end of the run) is always queued.
     """
 
-    def __init__(self, wake: Callable[[], object] | None = None) -> None:
+    def __init__(self, wake: Callable[[], object] | None = None, limit: int = QUEUE_LIMIT) -> None:
         self._items: deque[Any] = deque()
         self.wake: Callable[[], object] = wake if wake is not None else (lambda: None)
         self._woken = False
+        self.limit = limit
+        self.folded = 0  # routine events not queued because the queue was full (read and reset by the consumer)
+        self.high_water = 0  # the longest the queue has been (tests and benchmarks read it)
 
     def emit(self, event: Any) -> None:
+        n = len(self._items)
+        if n >= self.limit and isinstance(event, ROUTINE):
+            self.folded += 1
+            return
         self._items.append(event)
+        if n >= self.high_water:
+            self.high_water = n + 1
         if not self._woken:
             self._woken = True
             self.wake()
@@ -56,6 +73,11 @@ class EventQueue:
             pass
         return out
 
+    def take_folded(self) -> int:
+        """How many routine events were not queued since the last call."""
+        n, self.folded = self.folded, 0
+        return n
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -72,34 +94,6 @@ class DataSummary:
 
 
 # ------------------------------------------------------------------------------- job bodies
-
-
-def run_detachable(fn: Any, stop: threading.Event, grace_s: float) -> Any:
-    """Run ``fn()`` in a daemon thread and return its result (or raise its exception), but give up
-    ``grace_s`` seconds after ``stop`` is set, leaving it running detached.
-
-    Importing torch or downloading a dataset cannot be interrupted, and a Textual thread worker runs
-    in asyncio's executor, which the interpreter waits for at exit: quitting during a long load would
-    hang. A daemon thread does not keep the process alive. Only for jobs that merely read, or that
-    stop cleanly within the grace period (checks call ``ctx.tick``); never for training, whose
-    checkpoint must be written.
-    """
-    out: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            out["result"] = fn()
-        except BaseException as exc:  # handed to the worker, which reports it
-            out["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True, name="recipe-tui-job")
-    thread.start()
-    while thread.is_alive() and not stop.wait(0.05):
-        pass
-    thread.join(grace_s if stop.is_set() else None)
-    if "error" in out:
-        raise out["error"]
-    return out.get("result")
 
 
 def wait_for_data(data: Future, stop: threading.Event) -> bool:
@@ -253,17 +247,53 @@ class EventTail:
 def watch_job(run_dir: str | Path, control: RunControl, on_history: Callable[[RunState], object],
               poll_s: float = 0.25) -> None:
     """Follow a run another process writes: its history in one piece (``on_history``), then each new
-    event through ``control.emit``, until ``control.stop`` is set."""
+    event through ``control.emit``, until ``control.stop`` is set. Lines that do not parse or hold a field of
+    the wrong type are skipped and counted in the log; a run dir that disappears is said so (and again when it
+    comes back)."""
     run_dir = Path(run_dir)
     tail = EventTail(run_dir / "events.jsonl")
     state = replay(tail.read_new())
     if tail.path.exists():  # when the writer last wrote, not when we read it: a dead run must not look live
         state.last_event_time = tail.path.stat().st_mtime
     on_history(state)
-    reported = 0
+    reported, gone = 0, False
+    if tail.bad_lines:
+        control.log(f"skipped {tail.bad_lines} unreadable line(s) in {tail.path}", "warning")
+        reported = tail.bad_lines
     while not control.stop.wait(poll_s):
+        if run_dir.is_dir() == gone:
+            gone = not gone
+            control.log(f"the run dir {run_dir} was deleted: nothing more to follow" if gone
+                        else f"the run dir {run_dir} is back", "warning")
         for event in tail.read_new():
             control.emit(event)
         if tail.bad_lines > reported:
             control.log(f"skipped {tail.bad_lines - reported} unreadable line(s) in {tail.path}", "warning")
             reported = tail.bad_lines
+
+
+def watch_target(path: str | Path) -> tuple[Path, str]:
+    """(the run dir ``recipe-tui watch PATH`` follows, a note on how it was chosen). A run dir (it holds
+    events.jsonl or config.json) is itself; a recipe's folder of runs gives its newest run; anything else is a
+    ``ConfigError`` with one sentence."""
+    from recipe_tui.core.config import ConfigError
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{path}: no such run directory (watch takes runs/<recipe>/<timestamp>).")
+    if is_run_dir(path):
+        return path, ""
+    runs = sorted((p for p in path.iterdir() if p.is_dir() and is_run_dir(p)), key=lambda p: p.name)
+    if runs:
+        return runs[-1], f"{path} holds {len(runs)} run(s); watching the newest, {runs[-1]}"
+    recipes = sorted(p.name for p in path.iterdir() if p.is_dir() and any(is_run_dir(r) for r in p.iterdir()
+                                                                          if r.is_dir()))
+    if recipes:
+        raise ConfigError(f"{path} holds the runs of {', '.join(recipes[:5])}: watch one of them, e.g. "
+                          f"recipe-tui watch {path / recipes[0]}.")
+    raise ConfigError(f"{path} is not a run directory (no events.jsonl or config.json) and holds no runs: "
+                      "watch takes runs/<recipe>/<timestamp> or runs/<recipe>.")
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "events.jsonl").is_file() or (path / "config.json").is_file()

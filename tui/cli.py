@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
+
+from .shutdown import run_stoppable, say
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -62,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; returns its exit code. Called without ``argv`` (the installed ``recipe-tui``, ``python -m``),
+    it ends the process itself once the command is done (``fast_exit``): every file is written by then, and the
+    interpreter's teardown would add about a second once torch is imported, or wait for a thread stuck in user
+    code."""
+    code = _main(argv)
+    if argv is None:
+        from .shutdown import fast_exit, jobs_left_behind
+        fast_exit(code, run_atexit=not jobs_left_behind())
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -84,6 +97,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "watch":
         from .app import run_app
+        from .bridge import watch_target
+        watch_target(args.run_dir)  # a bad folder is refused first (exit 2), terminal or not
+        need_terminal()
         return run_app(watch=args.run_dir, runs=args.runs)
     recipes = load_recipes(args.file)
     if args.command == "list":
@@ -96,7 +112,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _runs(recipes, args)
     exp = recipes.experiment(args.recipe)  # validate before the app opens
     from .app import run_app
+    need_terminal()
     return run_app(file=args.file, recipe=exp.name, runs=args.runs)
+
+
+def need_terminal() -> None:
+    """The app draws a full screen and reads keys: refuse (exit 2) when it would draw into a file or a pipe."""
+    from recipe_tui.core.config import ConfigError
+
+    pipes = [name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr))
+             if stream is None or not stream.isatty()]
+    if pipes:
+        raise ConfigError(f"the app needs a terminal, but {' and '.join(pipes)} {'is' if len(pipes) == 1 else 'are'} "
+                          "not one: run it in a terminal (tmux works), or headless with `recipe-tui train` or `check`.")
 
 
 def _list(recipes: Any, as_json: bool) -> int:
@@ -122,34 +150,6 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of processes ≥ 1, got {text!r}")
     return int(text)
-
-
-class _StopOnSigint:
-    """First ctrl+c (or another of ``extra`` signals, e.g. SIGTERM from torchrun) asks the job to stop cleanly
-    (checkpoint written); a second one aborts."""
-
-    def __init__(self, *extra: signal.Signals) -> None:
-        self.stop = threading.Event()
-        self.signals = (signal.SIGINT, *extra)
-
-    def __enter__(self) -> threading.Event:
-        def handler(signum: int, frame: Any) -> None:
-            if self.stop.is_set():
-                raise KeyboardInterrupt
-            if launcher_is_main():
-                print("\nstopping (ctrl+c again to abort)…", file=sys.stderr)
-            self.stop.set()
-        self._old = {s: signal.signal(s, handler) for s in self.signals}
-        return self.stop
-
-    def __exit__(self, *exc: Any) -> None:
-        for s, old in self._old.items():
-            signal.signal(s, old)
-
-
-def launcher_is_main() -> bool:
-    from recipe_tui.core.launcher import is_main
-    return is_main()
 
 
 def _train(recipes: Any, args: argparse.Namespace) -> int:
@@ -188,6 +188,8 @@ def _rank_args(recipes: Any, args: argparse.Namespace, overrides: tuple[str, ...
 
 
 def _train_here(recipes: Any, args: argparse.Namespace, exp: Any, overrides: tuple[str, ...]) -> int:
+    """Training in a thread of its own; the main thread takes the signals (``run_stoppable``): SIGINT, SIGTERM
+    and SIGHUP stop it cleanly (checkpoint, a ``finished`` event with status ``stopped``, exit 130)."""
     from recipe_tui.core import launcher
     from recipe_tui.core.control import RunControl
     from recipe_tui.core.jobs import describe_outcome, run_training
@@ -199,28 +201,51 @@ def _train_here(recipes: Any, args: argparse.Namespace, exp: Any, overrides: tup
             launcher.report(run_dir=event.run_dir)
         progress(event)
 
-    with _StopOnSigint(signal.SIGTERM) as stop:
-        outcome = run_training(exp, RunControl(emit=emit, stop=stop), runs_root=args.runs, resume=args.resume,
-                               overrides=overrides, known=recipes.experiments)
+    stop = threading.Event()
+    outcome = run_stoppable(
+        lambda: run_training(exp, RunControl(emit=emit, stop=stop), runs_root=args.runs, resume=args.resume,
+                             overrides=overrides, known=recipes.experiments),
+        stop, lambda where: _training_stuck(progress, where, args), announce=launcher.is_main())
     code = EXIT_FAILED if outcome.status == "failed" else EXIT_INTERRUPTED if outcome.status == "stopped" else EXIT_OK
     launcher.report(exit_code=code)
     if not launcher.is_main():  # rank 0 speaks for the group; a rank's own failure may be the root cause
         if outcome.status == "failed":
-            print(f"recipe-tui (rank {os.environ.get('RANK')}): training failed: {outcome.reason}", file=sys.stderr)
+            say(f"recipe-tui (rank {os.environ.get('RANK')}): training failed: {outcome.reason}")
         return code
     progress.done()
     doc = describe_outcome(outcome)
     if args.json:
-        print(json.dumps(doc))
+        say(json.dumps(doc), file=sys.stdout)
     else:
         acc = doc["final"].get("accuracy")
-        print(f"{outcome.status}: {outcome.steps} steps, final loss {doc['final']['loss']:.4f}"
-              + (f", accuracy {acc:.2%}" if acc is not None else "") if doc["final"]["loss"] is not None
-              else f"{outcome.status}: {outcome.steps} steps", file=sys.stderr)
-        print(f"run dir: {outcome.run_dir}", file=sys.stderr)
+        say(f"{outcome.status}: {outcome.steps} steps, final loss {doc['final']['loss']:.4f}"
+            + (f", accuracy {acc:.2%}" if acc is not None else "") if doc["final"]["loss"] is not None
+            else f"{outcome.status}: {outcome.steps} steps")
+        if outcome.note:
+            say(f"note: {outcome.note}")
+        say(f"run dir: {outcome.run_dir}" if outcome.run_dir is not None
+            else "run dir: none (the run stopped or failed before it started; nothing was recorded)")
     if outcome.status == "failed":
-        print(f"training failed: {outcome.reason}", file=sys.stderr)
+        say(f"training failed: {outcome.reason}")
     return code
+
+
+def _training_stuck(progress: "TrainProgress", where: str, args: argparse.Namespace) -> None:
+    """Training did not return after a stop (user code stuck): note it in the run dir, say so, print the JSON."""
+    from .quitting import record_stuck, run_line
+    from .shutdown import GRACE_S
+
+    progress.done()
+    message = (f"training did not return within {GRACE_S:g} s of the stop: the user's code is still running "
+               f"(at {where}); exiting without it")
+    say(f"recipe-tui: {message}.")
+    run_dir = progress.run_dir
+    if run_dir:
+        record_stuck(run_dir, message)
+        say(run_line(run_dir, "interrupted", progress.step, progress.total, progress.checkpoint, args.file))
+    if args.json:
+        say(json.dumps({"run_dir": run_dir or None, "status": "stopped", "steps": progress.checkpoint or 0,
+                        "final": {"loss": None}, "reason": message}), file=sys.stdout)
 
 
 class TrainProgress:
@@ -228,6 +253,9 @@ class TrainProgress:
 
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
+        self.run_dir = ""
+        self.step = 0
+        self.checkpoint: int | None = None  # the last checkpoint's step
         self.total = 0
         self.val: dict[str, float] = {}
         self.last_pct = -1
@@ -237,31 +265,45 @@ class TrainProgress:
     def __call__(self, event: Any) -> None:
         kind = event.type
         if kind == "run_started":
-            self.total, self.start_step = event.steps, event.start_step
-            print(f"training {event.recipe} on {event.device} ({event.params:,} parameters) → {event.run_dir}", file=sys.stderr)
+            self.total, self.start_step, self.run_dir = event.steps, event.start_step, event.run_dir
+            self.step = event.start_step
+            self.checkpoint = event.start_step or None
+            say(f"training {event.recipe} on {event.device} ({event.params:,} parameters) → {event.run_dir}")
+        elif kind == "checkpoint":
+            self.checkpoint = event.step
         elif kind == "eval":
             self.val = {"val_loss": event.loss, **{f"val_{k}": v for k, v in event.metrics.items()}}
         elif kind == "step":
+            self.step = event.step
             pct = int(100 * event.step / max(1, self.total))
             rate = (event.step - self.start_step) / max(1e-9, time.perf_counter() - self.t0)
             eta = (self.total - event.step) / rate if rate > 0 else 0
             extra = "".join(f" {k} {v:.4f}" for k, v in self.val.items())
             line = f"step {event.step}/{self.total} ({pct}%) loss {event.loss:.4f}{extra} {rate:.0f} steps/s ETA {eta:.0f}s"
             if self.tty:
-                print("\r" + line.ljust(100), end="", file=sys.stderr, flush=True)
+                self.tty = _rewrite_line(line)
             elif pct // 10 != self.last_pct // 10:
-                print(line, file=sys.stderr, flush=True)
+                say(line)
             self.last_pct = pct
         elif kind == "log" and event.level != "info":
             self.done()
-            print(f"{event.level}: {event.message}", file=sys.stderr)
+            say(f"{event.level}: {event.message}")
         elif kind == "failed":
             self.done()
 
     def done(self) -> None:
         if self.tty:
-            print(file=sys.stderr)
+            say("")
             self.tty = False
+
+
+def _rewrite_line(line: str) -> bool:
+    """The progress line, rewritten in place; False once the terminal is gone (a hangup), to stop trying."""
+    try:
+        print("\r" + line.ljust(100), end="", file=sys.stderr, flush=True)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _check(recipes: Any, args: argparse.Namespace) -> int:
@@ -273,17 +315,11 @@ def _check(recipes: Any, args: argparse.Namespace) -> int:
     if args.overrides:
         exp = apply_overrides(exp, tuple(args.overrides))
     ids = select_items(recipes, args.items, args.stage)
-    with _StopOnSigint() as stop:
-        ctx = CheckContext(exp=exp, control=RunControl(emit=CheckProgress(), stop=stop), fix=args.fix, runs_root=args.runs)
-        results = run_checks(ids, ctx)
-    if args.json:
-        print(json.dumps({"recipe": exp.name, "items": [r.public() for r in results]}, default=str))
-    else:
-        width = max((len(r.id) for r in results), default=4)
-        for r in results:
-            print(f"{r.status.upper():<5}  {r.id:<{width}}  {r.summary}")
-            if r.hint and r.status in ("warn", "fail", "error"):
-                print(f"{'':<5}  {'':<{width}}  → {r.hint}")
+    progress, stop = CheckProgress(), threading.Event()
+    ctx = CheckContext(exp=exp, control=RunControl(emit=progress, stop=stop), fix=args.fix, runs_root=args.runs)
+    results = run_stoppable(lambda: run_checks(ids, ctx), stop,
+                            lambda where: _checks_stuck(exp.name, progress.results, where, args.json))
+    _print_results(exp.name, results, args.json)
     if stop.is_set():
         return EXIT_INTERRUPTED  # the remaining items did not run: not a pass
     failed = any(r.status in ("fail", "error") for r in results)
@@ -296,24 +332,44 @@ def _runs(recipes: Any, args: argparse.Namespace) -> int:
     exp = recipes.experiment(args.recipe)
     rows = list_runs(args.runs, exp.name, exp)
     if args.json:
-        print(json.dumps({"recipe": exp.name, "runs_dir": str(args.runs), "runs": rows}, default=str))
+        say(json.dumps({"recipe": exp.name, "runs_dir": str(args.runs), "runs": rows}, default=str), file=sys.stdout)
         return EXIT_OK
     if not rows:
-        print(f"no runs of {exp.name} under {args.runs}/{exp.name} yet", file=sys.stderr)
+        say(f"no runs of {exp.name} under {args.runs}/{exp.name} yet")
         return EXIT_OK
     metric = next((r["metric"]["name"] for r in rows if r["metric"]["name"]), None) or "metric"
-    print(f"{'run':<20} {'status':<11} {'steps':>9} {'train':>8} {'val':>8} {metric[:8]:>8} {'time':>7}  origin / changes")
+    say(f"{'run':<20} {'status':<11} {'steps':>9} {'train':>8} {'val':>8} {metric[:8]:>8} {'time':>7}  origin / changes", file=sys.stdout)
     for r in rows:
         origin = r["tag"].get("label") and f"{r['tag'].get('kind', '')} {r['tag']['label']}"
         changes = " ".join(f"{k}={v}" for k, v in r["changes"].items())
-        print(f"{r['name']:<20} {r['status']:<11} {r['steps']:>9,} {_num(r['train_loss']['final']):>8} "
+        say(f"{r['name']:<20} {r['status']:<11} {r['steps']:>9,} {_num(r['train_loss']['final']):>8} "
               f"{_num(r['val_loss']['best']):>8} {_num(r['metric']['best']):>8} {r['seconds']:>6.0f}s  "
-              f"{' · '.join(x for x in (origin, changes) if x)}")
+              f"{' · '.join(x for x in (origin, changes) if x)}", file=sys.stdout)
     return EXIT_OK
 
 
 def _num(v: Any) -> str:
     return "-" if v is None else f"{v:.4g}"
+
+
+def _print_results(recipe: str, results: list[Any], as_json: bool) -> None:
+    if as_json:
+        say(json.dumps({"recipe": recipe, "items": [r.public() for r in results]}, default=str), file=sys.stdout)
+        return
+    width = max((len(r.id) for r in results), default=4)
+    for r in results:
+        say(f"{r.status.upper():<5}  {r.id:<{width}}  {r.summary}", file=sys.stdout)
+        if r.hint and r.status in ("warn", "fail", "error"):
+            say(f"{'':<5}  {'':<{width}}  → {r.hint}", file=sys.stdout)
+
+
+def _checks_stuck(recipe: str, results: list[Any], where: str, as_json: bool) -> None:
+    """A check did not return after a stop (user code stuck): the results so far, and why the rest is missing."""
+    from .shutdown import GRACE_S
+
+    _print_results(recipe, results, as_json)
+    say(f"recipe-tui: the check did not return within {GRACE_S:g} s of the stop: the user's code is still running "
+        f"(at {where}); exiting without it.")
 
 
 def select_items(recipes: Any, items: list[str], stages: list[int] | None) -> list[str]:
@@ -343,17 +399,22 @@ def select_items(recipes: Any, items: list[str], stages: list[int] | None) -> li
 
 
 class CheckProgress:
-    """stderr lines while checks run."""
+    """stderr lines while checks run; keeps the results (printed as they are if a check never returns)."""
+
+    def __init__(self) -> None:
+        self.results: list[Any] = []
 
     def __call__(self, event: Any) -> None:
         if event.type == "check_started":
-            print(f"… {event.id}", file=sys.stderr, flush=True)
+            say(f"… {event.id}")
         elif event.type == "check_row":
             shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in event.row.items()
                               if isinstance(v, (int, float, str)) and k not in ("run_dir",))
-            print(f"  {event.id} {event.table}: {shown}", file=sys.stderr, flush=True)
+            say(f"  {event.id} {event.table}: {shown}")
+        elif event.type == "check_result":
+            self.results.append(event)
         elif event.type == "log" and event.level == "error":
-            print(f"  {event.message}", file=sys.stderr)
+            say(f"  {event.message}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
-"""The jobs a screen runs: each a Textual thread worker (``exit_on_error=False``) driven by one core
-``RunControl`` (emit, stop, pause), the same object the trainer and the checks get from the CLI.
+"""The jobs a screen runs, each driven by one core ``RunControl`` (emit, stop, pause), the same object the
+trainer and the checks get from the CLI.
 
-``Jobs`` starts and tracks them; the functions below are the worker bodies. A body runs in its own
-thread: it only emits events (into the screen's queue, through ``job.control``), posts messages to the
-screen and reads what it was given, never a widget.
+``Jobs`` starts and tracks them; the functions below are the worker bodies. A body runs in a daemon thread of
+its own: it only emits events (into the screen's queue, through ``job.control``), posts messages to the screen
+and reads what it was given, never a widget. A Textual worker (async, no thread of its own) awaits the
+thread, so worker errors still come back as ``Worker.StateChanged``. Not a Textual *thread* worker: those run
+in asyncio's executor, which the interpreter waits for at exit, so a body stuck in user code (a forward that
+never returns, a stuck DataLoader worker) would keep the app from quitting (Textual issue 3966). A daemon
+thread can be left behind: quitting waits for it a bounded time (``Jobs.wait``).
 """
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import threading
 import time
 import traceback
 from concurrent.futures import Future
@@ -27,8 +33,13 @@ from recipe_tui.core.events import CheckResult, CheckStarted, Event, LogLine
 from . import bridge
 from .bridge import EventQueue
 from .messages import BrowserReady, CheckReported, DataLoaded, HistoryLoaded, JobEnded
+from .shutdown import GRACE_S
 
-QUIT_WAIT_S = 10.0  # the trainer checks stop every step; this only bounds a step stuck in C code
+# How long quitting waits for a stopped job: training gets GRACE_S to write its checkpoint (it stops at its
+# next step); checks and the loss pass tick every batch and keep nothing that is not written yet, so they get a
+# moment to end cleanly; the rest (loading data, NVML, watching) only read and are not waited for.
+QUIT_WAIT_S = {"train": GRACE_S, "check": 0.5, "browse": 0.5}
+QUIT_WAIT_OTHER_S = 0.0
 ALIVE = (WorkerState.PENDING, WorkerState.RUNNING)
 
 Post = Callable[[Message], object]
@@ -42,6 +53,11 @@ class Job:
     items: tuple[str, ...] = ()  # the checklist items a check job runs
 
 
+class UserExit(Exception):
+    """A job's code raised SystemExit or KeyboardInterrupt (``sys.exit()`` in the user's code): an error of that
+    job, never the end of the app."""
+
+
 class Jobs:
     """At most one foreground job (check, train, browse, watch: ``current``, it owns the keys), plus
     background ones (the data load, NVML start-up). Worker errors come back to the host screen as
@@ -52,23 +68,36 @@ class Jobs:
         self.queue = queue
         self.current: Job | None = None
         self._workers: dict[Worker, Job] = {}
+        self._threads: dict[int, threading.Thread] = {}
         self._ids = itertools.count(1)
 
     def start(self, kind: str, body: Callable[[Job], object], items: Iterable[str] = (),
               foreground: bool = True) -> Job:
-        """Run ``body(job)`` in a thread worker; a foreground job posts ``JobEnded`` when it returns."""
+        """Run ``body(job)`` in a daemon thread; a foreground job posts ``JobEnded`` when it returns."""
         job = Job(next(self._ids), kind, RunControl(emit=self.queue.emit), tuple(items))
+        done: Future = Future()
+        done.set_running_or_notify_cancel()  # cancelling the awaiting worker (at exit) must not cancel this
 
         def run() -> None:
             try:
-                body(job)
+                done.set_result(body(job))
+            except Exception as exc:
+                done.set_exception(exc)
+            except BaseException as exc:  # noqa: BLE001 - sys.exit() in user code ends the job, not the app
+                done.set_exception(UserExit(f"the code called {type(exc).__name__}({exc})"))
             finally:
                 if foreground:
                     self.host.post_message(JobEnded(job.id))
 
-        worker = self.host.run_worker(run, name=kind, group="job" if foreground else "load", thread=True,
+        async def await_thread() -> Any:
+            return await asyncio.wrap_future(done)
+
+        worker = self.host.run_worker(await_thread, name=kind, group="job" if foreground else "load",
                                       exit_on_error=False)
+        thread = threading.Thread(target=run, daemon=True, name=f"recipe-tui-{kind}-{job.id}")
         self._workers[worker] = job
+        self._threads[job.id] = thread
+        thread.start()
         if foreground:
             self.current = job
             self.host.refresh_bindings()
@@ -101,12 +130,21 @@ class Jobs:
         for job in self._workers.values():
             self.stop(job)
 
-    async def wait(self, timeout: float = QUIT_WAIT_S) -> None:
-        """Until every worker has returned (the trainer checkpoints first), or ``timeout`` passed."""
-        running = [w for w in self._workers if w.state in ALIVE]
-        deadline = time.monotonic() + timeout
-        while any(w.state in ALIVE for w in running) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+    def running(self) -> list[tuple[Job, threading.Thread]]:
+        """The jobs whose thread has not returned yet."""
+        jobs = {job.id: job for job in self._workers.values()}
+        return [(jobs[i], t) for i, t in list(self._threads.items()) if t.is_alive() and i in jobs]
+
+    async def wait(self) -> list[tuple[Job, threading.Thread]]:
+        """Until every stopped job's thread has returned (the trainer writes its checkpoint first), each at most
+        its ``QUIT_WAIT_S``; returns the jobs still running after that (stuck in user code)."""
+        start = time.monotonic()
+        while True:
+            left = [(job, t) for job, t in self.running()
+                    if time.monotonic() - start < QUIT_WAIT_S.get(job.kind, QUIT_WAIT_OTHER_S)]
+            if not left:
+                return self.running()
+            await asyncio.sleep(0.01)
 
 
 def error_text(exc: BaseException) -> tuple[str, str]:
@@ -131,13 +169,16 @@ def load(job: Job, exp: Experiment, runs: Path, data: Future, post: Post) -> Non
             return None
         splits, summary = bridge.load_splits(exp)
         post(DataLoaded(summary, splits))
+        # torch, the data and the app are loaded and live as long as the app: out of the collector's sight, a full
+        # collection during a flood of events takes ~30 ms instead of ~230 (key presses wait for it).
+        gc.freeze()
         return splits
 
     splits = None
     try:
-        splits = bridge.run_detachable(body, job.control.stop, 0.2)
+        splits = body()
     finally:
-        data.set_result(splits)  # here, not in body: a detached body must not resolve it a second time
+        data.set_result(splits)  # None when the load failed: jobs waiting for the data load it themselves
 
 
 def check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, data: Future, post: Post) -> None:
@@ -151,9 +192,7 @@ def check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, data: Fut
         else:
             job.control.emit(event)
 
-    control = job.control.with_emit(emit)
-    bridge.run_detachable(lambda: bridge.check_job(exp, check_ids, control, runs, data.result()),
-                          job.control.stop, QUIT_WAIT_S)
+    bridge.check_job(exp, check_ids, job.control.with_emit(emit), runs, data.result())
 
 
 def train(job: Job, exp: Experiment, runs: Path, data: Future) -> None:
@@ -172,8 +211,7 @@ def browse(job: Job, exp: Experiment, runs: Path, splits: Any, findings: dict[st
             raise Stopped()
 
     try:
-        losses = bridge.run_detachable(lambda: bridge.losses_of_last_run(exp, runs, splits, tick),
-                                       job.control.stop, 0.2)
+        losses = bridge.losses_of_last_run(exp, runs, splits, tick)
         if losses is not None:
             findings = {**findings, "losses": losses}
     except Stopped:

@@ -35,9 +35,10 @@ def verdict_of(check: Check | None, check_id: str, ctx: CheckContext) -> Verdict
         return Verdict("skip", STOPPED)
     except ConfigError:
         raise
-    except Exception as exc:
-        ctx.emit(LogLine(f"{check_id}: {type(exc).__name__}: {exc}", level="error", detail=traceback.format_exc()))
-        return Verdict("error", f"{type(exc).__name__}: {exc}", hint="The model or data raised; the traceback is in the log.")
+    except (Exception, SystemExit) as exc:  # sys.exit() in the user's code is an error of this check, not the end
+        what = f"the code called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        ctx.emit(LogLine(f"{check_id}: {what}", level="error", detail=traceback.format_exc()))
+        return Verdict("error", what, hint="The model or data raised; the traceback is in the log.")
 
 
 def run_check(check_id: str, ctx: CheckContext) -> CheckResult:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -115,7 +115,16 @@ def load_data(exp: Experiment) -> Splits:
         else:
             train = Subset(train, range(d.limit))
         splits = Splits(train=train, val=splits.val, test=splits.test, info=splits.info)
+    require_training_samples(splits.train, exp)
     return splits
+
+
+def require_training_samples(train: Dataset, exp: Experiment) -> None:
+    """An empty train split is bad input (one sentence, exit 2), not an IndexError deep in the first batch."""
+    if len(train) == 0:
+        what = f"'{exp.data.factory}' returned" if exp.data.factory else f"data source '{exp.data.source}' gave"
+        raise ConfigError(f"{where(exp, 'data')}the train split is empty: {what} 0 training samples; "
+                          "nothing can be checked or trained.")
 
 
 def iter_batches(ds: Dataset, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -137,11 +146,33 @@ def iter_batches(ds: Dataset, batch_size: int) -> Iterator[tuple[torch.Tensor, t
 
 
 def head(ds: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` samples (at least one), batched as the trainer would."""
+    """The first ``n`` samples (at least one), batched as the trainer would. Samples that raise are left out
+    (the data checks list them): one bad record must not stop every check that only needs a batch."""
     n = max(1, min(n, len(ds)))
     if isinstance(ds, TensorPairs):
         return ds.x[:n], ds.y[:n]
-    return next(iter_batches(Subset(ds, range(n)), n))
+    try:
+        return next(iter_batches(Subset(ds, range(n)), n))
+    except Exception:
+        from torch.utils.data import default_collate
+        good, _ = readable_samples(ds, range(min(len(ds), 4 * n + 64)), want=n)
+        if not good:
+            raise
+        x, y = default_collate(good)
+        return x, y
+
+
+def readable_samples(ds: Dataset, indices: Iterable[int], want: int | None = None) -> tuple[list, list[int]]:
+    """(the samples of ``indices`` that load, the indices that raised), stopping once ``want`` loaded."""
+    good, failed = [], []
+    for i in indices:
+        try:
+            good.append(ds[i])
+        except Exception:
+            failed.append(i)
+        if want is not None and len(good) >= want:
+            break
+    return good, failed
 
 
 def targets_of(ds: Dataset) -> torch.Tensor | None:

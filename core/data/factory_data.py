@@ -6,7 +6,7 @@ import torch
 from ..config import ConfigError, Experiment, where
 from ..factory import import_factory
 from ..tasks import task_of
-from . import DataInfo, Splits, targets_of
+from . import DataInfo, Splits, readable_samples, require_training_samples, targets_of
 
 
 def load_factory(exp: Experiment) -> Splits:
@@ -21,14 +21,19 @@ def load_factory(exp: Experiment) -> Splits:
     extra = set(result) - {"train", "val", "test", "info"}
     if extra:
         raise ConfigError(f"{where(exp, 'data', 'factory')}unexpected keys {sorted(extra)} in the factory's result.")
+    require_training_samples(result["train"], exp)
     info = result.get("info") or infer_info(result["train"], exp.task)
     return Splits(train=result["train"], val=result["val"], test=result.get("test"), info=info)
 
 
 def infer_info(ds, task: str) -> DataInfo:
-    """Describe a user dataset from its first sample and its labels."""
-    x, y = ds[0]
-    x = torch.as_tensor(x)
+    """Describe a user dataset from its first readable sample and its labels. Samples that raise are skipped
+    here (the data checks list them): one bad record must not keep the data from loading."""
+    first, failed = readable_samples(ds, range(min(len(ds), 1000)), want=1)
+    if not first:
+        raise ValueError(f"none of the first {len(failed)} training samples could be read (sample {failed[0]} "
+                         "raised; the data checks show why)")
+    x = torch.as_tensor(first[0][0])
     num_classes = None
     classes = tuple(str(c) for c in getattr(ds, "classes", ()) or ())
     if task_of(task).classes:
@@ -37,8 +42,8 @@ def infer_info(ds, task: str) -> DataInfo:
         else:
             targets = targets_of(ds)
             if targets is None:
-                n = len(ds)
-                targets = torch.stack([torch.as_tensor(ds[i][1]) for i in range(min(n, 20000))])
+                samples, _ = readable_samples(ds, range(min(len(ds), 20000)))
+                targets = torch.stack([torch.as_tensor(y) for _, y in samples])
             num_classes = int(targets.max()) + 1
             classes = tuple(str(i) for i in range(num_classes))
     # Token sequences only for language models: integer inputs of a classifier are uint8 images (C, H, W) or

@@ -82,11 +82,22 @@ def test_recipe_tui_in_tmux_trains_live_and_quits(tmp_path: Path):
         later = tmux.wait(lambda s: _step(s) > _step(first) and _chart(s) != _chart(first),
                           what="the step count and the chart to change")
         assert _step(later) > _step(first)
+        tmux.run("send-keys", "-t", "app", "q")  # asks first: the run goes on until answered
+        asked = tmux.wait(lambda s: "Stop it and quit?" in s, what="the quit question")
+        assert "Training is running" in asked and "Stop and quit (y)" in asked and "Cancel (n)" in asked
+        tmux.run("send-keys", "-t", "app", "n")
+        tmux.wait(lambda s: "Stop it and quit?" not in s and _step(s) > _step(asked), what="training to go on")
         tmux.run("send-keys", "-t", "app", "q")
+        tmux.wait(lambda s: "Stop it and quit?" in s, what="the quit question again")
+        tmux.run("send-keys", "-t", "app", "y")
         end = tmux.wait(lambda s: "__EXIT__" in s, timeout=20, what="the process to end")
         assert "__EXIT__ 0" in end
         runs = list((tmp_path / "runs" / "digits-mlp").glob("*/checkpoint.pt"))
         assert len(runs) == 1  # quitting mid-run stopped the trainer, which wrote its checkpoint
+        run = runs[0].parent.relative_to(tmp_path)
+        # One line on the terminal after exit: the run, its state and how to resume it.
+        line = tmux.run("capture-pane", "-p", "-J", "-t", "app")  # -J: wrapped lines joined
+        assert f"run {run} stopped at step" in line and f"recipe-tui train --resume {run} --file recipes.toml" in line
     finally:
         tmux.kill()
 

@@ -184,7 +184,7 @@ class MainScreen(RunScreen, inherit_bindings=False):
 
     # -- what jobs report ---------------------------------------------------------------------------
     def on_job_ended(self, message: JobEnded) -> None:
-        self.drain()  # the job's last events first
+        self.drain(everything=True)  # the job's last events first
         job = self.jobs.ended(message.job_id)
         if job is None:
             return

@@ -22,6 +22,7 @@ from textual.worker import Worker
 
 from recipe_tui.core.events import Checkpoint, Eval, Failed, Finished, LogLine, RunStarted, Step
 
+from .. import jobs, quitting
 from ..bridge import EventQueue
 from ..jobs import Job, Jobs, error_text
 from ..messages import EventsPending, HistoryLoaded
@@ -35,6 +36,9 @@ from ..widgets.status_line import StatusLine
 # status line (1 Hz) and charts (≤4 Hz, budgeted) show nothing faster anyway. Check results and the end
 # of a job are messages of their own, so they show at once.
 DRAIN_INTERVAL_S = 0.2
+# At most this many events per drain (~45 ms of handlers on this 2-core box): a key press never waits long
+# behind a flood, and 5 drains a second still take 100,000 events/s. Beyond that the queue folds (EventQueue).
+DRAIN_TAKE = 20_000
 EVAL_LOG_S = 10.0
 # The machine's load on the status line (step, rate and ETA refresh with it): every second while a job
 # runs, every few seconds while idle, so that an idle app costs next to nothing.
@@ -63,6 +67,9 @@ class RunScreen(Screen[None]):
         self._status_timer: Timer | None = None
         self._eval_logged = float("-inf")
         self._printed = ""  # a print() in progress (Print events arrive in pieces)
+        self.session_run = ""  # the run dir of the last run started in this session (the exit line names it)
+        self.last_checkpoint: int | None = None  # its last checkpoint's step
+        self._folded_logged = float("-inf")
 
     def event_handlers(self) -> dict[type, Handler]:
         """Event type → handler: ``drain`` looks events up here instead of an if/elif chain."""
@@ -98,11 +105,29 @@ class RunScreen(Screen[None]):
         self.app.end_capture_print(self)
         self.sampler.close()
 
-    async def stop_jobs(self) -> None:
-        """Stop every job and wait for its worker (the trainer checkpoints and returns); show the rest."""
+    async def stop_jobs(self, file: str | Path | None = None) -> list[str]:
+        """Stop every job and wait, bounded, for its thread (the trainer checkpoints and returns); show the rest.
+        Returns what to print after exit: the session's run and how to resume it (``file``: the recipes file
+        to name), and any job that did not return (user code stuck), also noted in the run's events.jsonl."""
+        job = self.jobs.current
+        if job is not None and job.kind == "train" and self.state.active:
+            self.state.status = "stopping"
+            self.run_log.add("stopping the train job… (a checkpoint is written)")
+            self.status.show(self.state)
         self.jobs.stop_all()
-        await self.jobs.wait()
-        self.drain()
+        stuck = await self.jobs.wait()
+        self.drain(everything=True)
+        lines = []
+        for job, thread in stuck:
+            line = quitting.stuck_line(job.kind, thread, jobs.QUIT_WAIT_S.get(job.kind, jobs.QUIT_WAIT_OTHER_S))
+            lines.append(line)
+            if job.kind == "train" and self.session_run:
+                quitting.record_stuck(self.session_run, line.removeprefix("recipe-tui: "))
+                self.state.status = "interrupted"
+        if self.session_run:
+            lines.insert(0, quitting.run_line(short_path(self.session_run), self.state.status, self.state.step,
+                                              self.state.total, self.last_checkpoint, file, self.state.reason))
+        return lines
 
     def refresh_status(self) -> None:
         if self._status_timer is not None:
@@ -130,13 +155,18 @@ class RunScreen(Screen[None]):
         self._drain_timer = None
         self.drain()
 
-    def drain(self) -> None:
-        """Take everything the workers emitted since the last drain and update the panes in one batch.
-        Handlers of messages that must come after a job's events (its end, its failure) call it first."""
+    def drain(self, everything: bool = False) -> None:
+        """Take what the workers emitted since the last drain and update the panes in one batch.
+        Handlers of messages that must come after a job's events (its end, its failure) call it first.
+
+        A drain takes at most ``DRAIN_TAKE`` events, so that keys stay responsive under a flood (a tiny model
+        logging every step); the rest waits for the next drain. The queue itself is bounded (``EventQueue``).
+        ``everything``: all that is queued now (before a job's end is shown)."""
         self._last_drain = time.monotonic()
-        events_ = self.queue.drain()
+        events_ = self.queue.drain(len(self.queue) if everything else DRAIN_TAKE)
         if len(self.queue):  # more than one drain takes: the rest after the interval
             self.on_events_pending(EventsPending())
+        self._note_folded()
         if not events_:
             return
         self.drains += 1
@@ -150,6 +180,14 @@ class RunScreen(Screen[None]):
             if self.state.version != version:
                 self.charts.data_changed()
 
+    def _note_folded(self) -> None:
+        """Say (at most every ``EVAL_LOG_S``) that the screen skipped routine events of a flood."""
+        now = time.monotonic()
+        if self.queue.folded and now - self._folded_logged >= EVAL_LOG_S:
+            self._folded_logged = now
+            self.run_log.add(f"{self.queue.take_folded():,} step events arrived faster than the screen draws them "
+                             "and were left off the charts; the run dir's events.jsonl has every one", "warning")
+
     # -- training events ----------------------------------------------------------------------------
     def show_run_started(self, e: RunStarted) -> None:
         self.state.apply(e)
@@ -157,6 +195,8 @@ class RunScreen(Screen[None]):
         if job is not None and job.control.pause.is_set():
             self.state.status = "paused"
         self.status.job = ""
+        self.session_run = e.run_dir
+        self.last_checkpoint = e.start_step if e.start_step else None
         self.run_log.add(f"training {e.recipe} on {e.device} ({e.params:,} parameters) → {short_path(e.run_dir)}")
 
     def show_step(self, e: Step) -> None:
@@ -172,6 +212,7 @@ class RunScreen(Screen[None]):
             self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics_text(e.metrics)}")
 
     def show_checkpoint(self, e: Checkpoint) -> None:
+        self.last_checkpoint = e.step
         self.run_log.add(f"checkpoint at step {e.step:,} → {short_path(e.path)}")
 
     def show_finished(self, e: Finished) -> None:
@@ -211,7 +252,7 @@ class RunScreen(Screen[None]):
             return
         job, exc = failure
         summary, tb = error_text(exc)
-        self.drain()  # events emitted before the failure go first
+        self.drain(everything=True)  # events emitted before the failure go first
         self.run_log.add(f"{job.kind} failed: {summary}", "error", tb)
         self.job_failed(job, summary, tb)
 

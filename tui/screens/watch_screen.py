@@ -13,9 +13,10 @@ from .run_screen import RunScreen, short_path
 
 
 class WatchScreen(RunScreen):
-    def __init__(self, run_dir: str | Path, runs: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, runs: str | Path, note: str = "") -> None:
         super().__init__(runs)
         self.run_dir = Path(run_dir)
+        self.note = note  # how the run dir was chosen (the newest run of a recipe's folder)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -28,6 +29,8 @@ class WatchScreen(RunScreen):
 
     def mounted(self) -> None:
         self.status.watching = True
+        if self.note:
+            self.run_log.add(self.note)
         self.run_log.add(f"watching {short_path(str(self.run_dir))}: another process writes it, "
                          "training keys are off")
 

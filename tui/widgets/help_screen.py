@@ -22,7 +22,7 @@ KEYS = [
     ("l", "toggle a logarithmic y axis on the charts"),
     ("b", "browse samples: duplicates, outliers, label issues, largest losses after training"),
     ("?", "this help"),
-    ("q", "quit (stops a running job first)"),
+    ("q", "quit (while a job runs it asks first: y stops the job and quits, n goes back)"),
     ("tab", "move focus: checklist → item → dataset → log (↑/↓ scroll; in the log enter folds tracebacks)"),
     ("ctrl+p", "command palette: every action by name"),
 ]
