@@ -177,11 +177,31 @@ def summarize_data(splits: Any, task: str) -> DataSummary:
                        class_names=tuple(info.class_names), sizes=sizes, histograms=hists, note=note)
 
 
+def lower_priority(increment: int) -> bool:
+    """Make the calling thread ``increment`` nicer, so that data checks running beside training take
+    the CPU the trainer leaves. Linux only (nice values are per thread there; elsewhere they are per
+    process and would slow the trainer too); False when not applied. A thread cannot be made less nice
+    again without privileges: call it in a thread of its own, never in a pooled one."""
+    import os
+    import sys
+
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 def check_job(exp: Experiment, check_ids: list[str], control: RunControl, runs_root: str | Path,
-              splits: Any = None) -> None:
-    """The same code path as ``recipe-tui check``: results arrive as CheckStarted/CheckResult events."""
+              splits: Any = None, nice: int = 0) -> None:
+    """The same code path as ``recipe-tui check``: results arrive as CheckStarted/CheckResult events.
+    ``nice`` > 0 lowers the calling thread's priority first (``lower_priority``)."""
     from recipe_tui.core.checks import CheckContext, run_checks
 
+    lower_priority(nice)
     # The app already loaded the splits once; checks only read them. (CheckContext takes them only
     # through its ``_splits`` field for now.)
     ctx = CheckContext(exp=exp, control=control, runs_root=str(runs_root), _splits=splits)

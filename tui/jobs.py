@@ -140,8 +140,10 @@ def load(job: Job, exp: Experiment, runs: Path, data: Future, post: Post) -> Non
         data.set_result(splits)  # here, not in body: a detached body must not resolve it a second time
 
 
-def check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, data: Future, post: Post) -> None:
-    """Starts, log lines and results go to the screen as messages, in order; progress through the queue."""
+def check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, data: Future, post: Post,
+          nice: int = 0) -> None:
+    """Starts, log lines and results go to the screen as messages, in order; progress through the queue.
+    ``nice``: lower the checks' priority (beside training); applied in run_detachable's own thread."""
     if not bridge.wait_for_data(data, job.control.stop):
         return
 
@@ -152,7 +154,7 @@ def check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, data: Fut
             job.control.emit(event)
 
     control = job.control.with_emit(emit)
-    bridge.run_detachable(lambda: bridge.check_job(exp, check_ids, control, runs, data.result()),
+    bridge.run_detachable(lambda: bridge.check_job(exp, check_ids, control, runs, data.result(), nice),
                           job.control.stop, QUIT_WAIT_S)
 
 

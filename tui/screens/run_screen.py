@@ -27,6 +27,7 @@ from ..jobs import Job, Jobs, error_text
 from ..messages import EventsPending, HistoryLoaded
 from ..run_state import RunState
 from ..sysinfo import SysSampler
+from ..ui_state import UiState
 from ..widgets.charts import Charts
 from ..widgets.run_log import RunLog
 from ..widgets.status_line import StatusLine
@@ -35,20 +36,29 @@ from ..widgets.status_line import StatusLine
 # status line (1 Hz) and charts (≤4 Hz, budgeted) show nothing faster anyway. Check results and the end
 # of a job are messages of their own, so they show at once.
 DRAIN_INTERVAL_S = 0.2
-EVAL_LOG_S = 10.0
+EVAL_LOG_S = 1.0  # evals update one folded log line (key "eval"); more often would only cost repaints
 # The machine's load on the status line (step, rate and ETA refresh with it): every second while a job
 # runs, every few seconds while idle, so that an idle app costs next to nothing.
 STATUS_BUSY_S, STATUS_IDLE_S = 1.0, 5.0
 
 Handler = Callable[[Any], None]
 
+# Keys for looking at the panes, on both home screens.
+VIEW_BINDINGS = [
+    Binding("z", "zoom", "Zoom", id="app.zoom"),
+    Binding("g", "top", "Top", show=False, id="app.top"),
+    Binding("G", "bottom", "Bottom", show=False, id="app.bottom"),
+]
+
 
 class RunScreen(Screen[None]):
-    BINDINGS = [Binding("l", "log_y", "Log-y", id="app.log-y")]
+    BINDINGS = [Binding("l", "log_y", "Log-y", id="app.log-y"), *VIEW_BINDINGS]
+    ALLOW_IN_MAXIMIZED_VIEW = "Footer, #status, #filter"
 
-    def __init__(self, runs: str | Path) -> None:
+    def __init__(self, runs: str | Path, ui: UiState | None = None) -> None:
         super().__init__()
         self.runs = Path(runs)
+        self.ui = ui if ui is not None else UiState.load(self.runs)
         self.queue = EventQueue(wake=self._wake)
         self.jobs = Jobs(self, self.queue)
         self.sampler = SysSampler()
@@ -73,6 +83,9 @@ class RunScreen(Screen[None]):
     # -- life cycle ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.run_log.border_title = "Log"
+        if self.ui.warning:
+            self.run_log.add(self.ui.warning, "warning")
+        self.charts.log_y = self.ui.log_y
         self.charts.show(self.state)
         self.refresh_status()
         self.app.begin_capture_print(self)
@@ -169,10 +182,10 @@ class RunScreen(Screen[None]):
         now = time.monotonic()
         if now - self._eval_logged >= EVAL_LOG_S:
             self._eval_logged = now
-            self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics_text(e.metrics)}")
+            self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics_text(e.metrics)}", key="eval")
 
     def show_checkpoint(self, e: Checkpoint) -> None:
-        self.run_log.add(f"checkpoint at step {e.step:,} → {short_path(e.path)}")
+        self.run_log.add(f"checkpoint at step {e.step:,} → {short_path(e.path)}", key="checkpoint")
 
     def show_finished(self, e: Finished) -> None:
         self.state.apply(e)
@@ -220,7 +233,28 @@ class RunScreen(Screen[None]):
 
     # -- keys and the rest --------------------------------------------------------------------------
     def action_log_y(self) -> None:
-        self.charts.log_y = not self.charts.log_y
+        self.charts.log_y = self.ui.log_y = not self.charts.log_y
+        self.save_ui()
+
+    def save_ui(self) -> None:
+        problem = self.ui.save()
+        if problem:
+            self.run_log.add(problem, "warning")
+
+    def action_zoom(self) -> None:
+        """z: the focused pane fills the screen (Textual's maximize); z or escape gives the layout back."""
+        if self.maximized is not None:
+            self.minimize()
+        elif self.focused is None or not self.maximize(self.focused):
+            self.notify("Nothing to zoom here: tab to a pane first.")
+
+    def action_top(self) -> None:
+        if self.focused is not None:
+            self.focused.action_scroll_home()  # the checklist moves its cursor to the first line
+
+    def action_bottom(self) -> None:
+        if self.focused is not None:
+            self.focused.action_scroll_end()
 
     def on_print(self, event: events.Print) -> None:
         """print() and warnings from any thread (Textual captures them) go to the run log."""
