@@ -267,6 +267,10 @@ async def test_watch_mode_follows_a_run_and_disables_training_keys(tmp_path):
         await pilot.press("t", "s", "p")
         assert app.home.jobs.current is not None and app.home.jobs.current.kind == "watch" and app.home.state.status == "training"
         await wait_for(pilot, lambda: "watch ● training  step 120/1,000" in screen_text(app), what="the status line")
+        app.home.run_log.focus()
+        await pilot.press("slash", "o", "f", "f", "enter")  # the log filters in watch mode too
+        assert app.home.run_log.filter_text == "off"
+        assert "training keys are off" in " ".join(" ".join(app.home.run_log.lines_text()).split())
         await pilot.press("q")
         await wait_for(pilot, lambda: app.return_code is not None, what="exit")
 

@@ -31,7 +31,6 @@ from ..run_state import RunState
 from ..ui_state import UiState
 from ..widgets.checklist import Checklist
 from ..widgets.dataset import DatasetPane
-from ..widgets.filter_bar import FilterBar, FilterRequested
 from ..widgets.footer import KeysFooter
 from ..widgets.item_detail import ItemDetail
 from .run_screen import VIEW_BINDINGS, Handler, RunScreen, metrics_text, short_path
@@ -66,7 +65,6 @@ class MainScreen(RunScreen, inherit_bindings=False):
         self.dataset = DatasetPane(id="dataset")
         self.dataset.border_title = f"Dataset · {exp.data.source or exp.data.factory}"
         self.results = ChecklistResults(recipes, self.checks, self.checklist, self.detail, self.dataset, self.run_log)
-        self.filter_bar = FilterBar(id="filter")
         self.side: Job | None = None  # stage-1 checks running beside training
 
     def event_handlers(self) -> dict[type, Handler]:
@@ -101,9 +99,6 @@ class MainScreen(RunScreen, inherit_bindings=False):
     def on_checklist_folds_changed(self, message: Checklist.FoldsChanged) -> None:
         self.ui.expanded[self.exp.name] = message.expanded
         self.save_ui()
-
-    def on_filter_requested(self, message: FilterRequested) -> None:
-        self.filter_bar.open(message.target, message.text, message.placeholder)
 
     def start_background(self) -> None:
         super().start_background()

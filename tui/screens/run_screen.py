@@ -29,6 +29,7 @@ from ..run_state import RunState
 from ..sysinfo import SysSampler
 from ..ui_state import UiState
 from ..widgets.charts import Charts
+from ..widgets.filter_bar import FilterBar, FilterRequested
 from ..widgets.run_log import RunLog
 from ..widgets.status_line import StatusLine
 
@@ -66,6 +67,7 @@ class RunScreen(Screen[None]):
         self.charts = Charts(id="charts")
         self.run_log = RunLog(id="log")
         self.status = StatusLine(id="status")
+        self.filter_bar = FilterBar(id="filter")  # `/` in the checklist or the log
         self.handlers: dict[type, Handler] = self.event_handlers()
         self.drains = 0  # how many drains took events (tests and benchmarks read it)
         self._last_drain = float("-inf")
@@ -241,6 +243,9 @@ class RunScreen(Screen[None]):
         if problem:
             self.run_log.add(problem, "warning")
 
+    def on_filter_requested(self, message: FilterRequested) -> None:
+        self.filter_bar.open(message.target, message.text, message.placeholder)
+
     def action_zoom(self) -> None:
         """z: the focused pane fills the screen (Textual's maximize); z or escape gives the layout back."""
         if self.maximized is not None:
@@ -269,7 +274,7 @@ class RunScreen(Screen[None]):
         out = []
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
-            if self.check_action(binding.action, ()):
+            if binding.show and self.check_action(binding.action, ()):  # not tab, g/G: moves, not actions
                 out.append(SystemCommand(binding.description, f"key {binding.key_display or binding.key}",
                                          getattr(self, f"action_{binding.action}")))
         return out

@@ -23,6 +23,7 @@ class WatchScreen(RunScreen):
                 yield self.charts
                 with Horizontal(id="bottom"):
                     yield self.run_log
+        yield self.filter_bar
         yield self.status
         yield KeysFooter()
 
