@@ -18,8 +18,6 @@ pooled pixels / projected features) on the training split.
 """
 from __future__ import annotations
 
-import math
-
 from typing import Any
 
 import numpy as np
@@ -163,49 +161,38 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarra
     return fold
 
 
-def _linear(d: int, k: int, g: torch.Generator) -> nn.Linear:
-    """``nn.Linear(d, k)`` initialised as PyTorch does, but from ``g``: the global RNG is not touched, so a
-    training run in another thread of the process keeps its own random numbers (the app runs data checks
-    beside training). With ``g`` seeded like ``torch.manual_seed``, the weights are the same."""
-    layer = torch.nn.utils.skip_init(nn.Linear, d, k)
-    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=g)
-    bound = 1 / math.sqrt(d) if d > 0 else 0
-    nn.init.uniform_(layer.bias, -bound, bound, generator=g)
-    return layer
-
-
-def _quick_model(d: int, k: int, hidden: int, g: torch.Generator) -> nn.Module:
+def _quick_model(d: int, k: int, hidden: int) -> nn.Module:
     if hidden <= 0:
-        return _linear(d, k, g)
-    first = _linear(d, hidden, g)
-    return nn.Sequential(first, nn.ReLU(), _linear(hidden, k, g))
+        return nn.Linear(d, k)
+    return nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, k))
 
 
 def fit_quick_model(x: np.ndarray, y: np.ndarray, k: int, seed: int = 0, hidden: int = 128, steps: int | None = None,
                     batch_size: int = 256, tick: TickFn | None = None) -> nn.Module:
-    """A small MLP on standardised features, Adam, a fixed step budget; seeded from its own generators,
-    never from (or into) torch's global RNG."""
+    """A small MLP on standardised features, Adam, a fixed step budget; seeded, leaves global RNG alone."""
     xt, yt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y.astype(np.int64))
     n = len(xt)
     bs = min(batch_size, n)
     if steps is None:  # ~30 epochs for small data, capped for large
         steps = int(np.clip(30 * n / bs, 200, 1500))
-    model = _quick_model(xt.shape[1], k, hidden, torch.Generator().manual_seed(seed))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    g = torch.Generator().manual_seed(seed)
-    loss_fn = nn.CrossEntropyLoss()
-    perm, pos = torch.randperm(n, generator=g), 0
-    for _ in range(steps):
-        if tick is not None:
-            tick("", 0, 0)
-        if pos + bs > n:
-            perm, pos = torch.randperm(n, generator=g), 0
-        idx = perm[pos:pos + bs]
-        pos += bs
-        loss = loss_fn(model(xt[idx]), yt[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _quick_model(xt.shape[1], k, hidden)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+        g = torch.Generator().manual_seed(seed)
+        loss_fn = nn.CrossEntropyLoss()
+        perm, pos = torch.randperm(n, generator=g), 0
+        for _ in range(steps):
+            if tick is not None:
+                tick("", 0, 0)
+            if pos + bs > n:
+                perm, pos = torch.randperm(n, generator=g), 0
+            idx = perm[pos:pos + bs]
+            pos += bs
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     model.eval()
     return model
 

@@ -4,9 +4,9 @@ the status line; the keys that start jobs (enter, t, b) and steer them (s, p).
 The first frame shows before torch is imported: the data, the check registry and the last run's
 curves load in a background job after it. Worker results arrive as messages (``tui/messages.py``).
 
-One job owns the keys at a time, with one exception: stage-1 data checks only read the data (with
-their own random generators, augmentation off), so they may run beside training, in a thread of lower
-priority. Everything that builds a model (stage 2 on, the browser's loss pass) waits for training.
+One job owns the keys at a time, with one exception: stage-1 data checks only read the data, so they
+may run beside training, in a process of their own (its own random numbers, one thread, lower priority).
+Everything that builds a model here (stage 2 on, the browser's loss pass) waits for training.
 """
 from __future__ import annotations
 
@@ -34,8 +34,6 @@ from ..widgets.dataset import DatasetPane
 from ..widgets.footer import KeysFooter
 from ..widgets.item_detail import ItemDetail
 from .run_screen import VIEW_BINDINGS, Handler, RunScreen, metrics_text, short_path
-
-SIDE_NICE = 10  # data checks beside training: a nice value this much higher than the trainer's
 
 
 class MainScreen(RunScreen, inherit_bindings=False):
@@ -157,8 +155,8 @@ class MainScreen(RunScreen, inherit_bindings=False):
         return list(dict.fromkeys(items[i].check for i in item_ids if items[i].check))
 
     def start_beside_training(self, item_ids: list[str]) -> None:
-        """Stage-1 data checks only read the data: they run beside training, in a thread of lower
-        priority. Anything that builds a model would draw from the run's random numbers: refused."""
+        """Stage-1 data checks only read the data: they run beside training, in a process of their own.
+        Anything that builds a model in this process would draw from the run's random numbers: refused."""
         if any(self.recipes.stage_of(i) != 1 for i in item_ids):
             self.notify("Training is running: checks from stage 2 on build models, which would take random "
                         "numbers from the run, so they wait until it ends (s stops it). Stage-1 data checks "
@@ -168,12 +166,12 @@ class MainScreen(RunScreen, inherit_bindings=False):
             self.notify("The data checks beside training are still running.")
             return
         ids = self.check_ids(item_ids)
-        self.run_log.add(f"running {', '.join(ids)} beside training: they only read the data (own random "
-                         "numbers, lower priority)")
+        self.run_log.add(f"running {', '.join(ids)} beside training: they only read the data, in a process "
+                         "of their own (own random numbers, lower priority)")
 
         def body(job: Job) -> None:
             try:
-                jobs.check(job, self.exp, ids, self.runs, self.data, self.post_message, nice=SIDE_NICE)
+                jobs.side_check(job, self.exp, ids, self.runs, self.post_message)
             finally:
                 self.post_message(SideJobEnded(job.id))
 
