@@ -128,6 +128,8 @@ async def test_train_live_then_stop_writes_a_checkpoint_and_reopen_restores_curv
         assert app.home.state.status == "stopped" and checklist.status("train") == "stopped"
         stopped_at = app.home.state.step
         assert 0 < stopped_at < 200_000
+        evals = [e for e in app.home.run_log.entries if e.key == "eval"]  # one updating line, split by pauses
+        assert 1 <= len(evals) <= 4 and sum(e.count for e in evals) >= stopped_at // 50 - 1
     run = latest_run(runs, "digits-mlp")
     assert (run / "checkpoint.pt").is_file()
     events = list(read_events(run / "events.jsonl"))

@@ -37,7 +37,6 @@ from ..widgets.status_line import StatusLine
 # status line (1 Hz) and charts (≤4 Hz, budgeted) show nothing faster anyway. Check results and the end
 # of a job are messages of their own, so they show at once.
 DRAIN_INTERVAL_S = 0.2
-EVAL_LOG_S = 1.0  # evals update one folded log line (key "eval"); more often would only cost repaints
 # The machine's load on the status line (step, rate and ETA refresh with it): every second while a job
 # runs, every few seconds while idle, so that an idle app costs next to nothing.
 STATUS_BUSY_S, STATUS_IDLE_S = 1.0, 5.0
@@ -73,7 +72,6 @@ class RunScreen(Screen[None]):
         self._last_drain = float("-inf")
         self._drain_timer: Timer | None = None
         self._status_timer: Timer | None = None
-        self._eval_logged = float("-inf")
         self._printed = ""  # a print() in progress (Print events arrive in pieces)
 
     def event_handlers(self) -> dict[type, Handler]:
@@ -179,15 +177,13 @@ class RunScreen(Screen[None]):
 
     def show_eval(self, e: Eval) -> None:
         self.state.apply(e)
-        # The charts carry every eval; the log gets one every EVAL_LOG_S so that a fast run does not
-        # flood it (each log line also costs the UI a relayout).
-        now = time.monotonic()
-        if now - self._eval_logged >= EVAL_LOG_S:
-            self._eval_logged = now
-            self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics_text(e.metrics)}", key="eval")
+        # Every eval updates one folded log line (key "eval"): the latest numbers stay in view without
+        # flooding the log, and a warning logged meanwhile stays above the next one.
+        self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics_text(e.metrics)}", key="eval")
 
     def show_checkpoint(self, e: Checkpoint) -> None:
-        self.run_log.add(f"checkpoint at step {e.step:,} → {short_path(e.path)}", key="checkpoint")
+        # The run dir is in the "training … →" line; the file name is enough here (one line at 80 columns).
+        self.run_log.add(f"checkpoint at step {e.step:,} → {Path(e.path).name}", key="checkpoint")
 
     def show_finished(self, e: Finished) -> None:
         self.state.apply(e)
