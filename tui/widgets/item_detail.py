@@ -32,6 +32,7 @@ class ItemDetail(VerticalScroll):
         self.border_title = "Item"
         self.body = Static("", id="detail-body")  # focusable (tab): ↑/↓ scroll a long traceback
         self._shown: tuple[Any, ...] | None = None  # the last show()'s arguments
+        self._width = 0
 
     def compose(self):
         yield self.body
@@ -41,14 +42,16 @@ class ItemDetail(VerticalScroll):
         follow_theme(self, self._reshow)
 
     def on_resize(self) -> None:
-        self._reshow()  # tables, bars and sparklines follow the pane's width
+        if self.content_size.width != self._width:  # tables, bars and sparklines follow the pane's width
+            self._width = self.content_size.width
+            self._reshow()
 
     def _reshow(self) -> None:
         if self._shown is not None:
-            self.show(*self._shown)
+            self.show(*self._shown, home=False)  # the same item: the reader keeps their place
 
     def show(self, item: Item, stage: str, status: str, result: CheckResult | None = None,
-             when: float | None = None, detail: str = "") -> None:
+             when: float | None = None, detail: str = "", *, home: bool = True) -> None:
         self._shown = (item, stage, status, result, when, detail)
         self.border_title = item.id
         parts: list[RenderableType] = [
@@ -72,11 +75,12 @@ class ItemDetail(VerticalScroll):
             parts += [Text(""), Text.assemble(mark("ticked", self), " ticked")]
         if detail:
             parts += [Text(""), Text(detail.rstrip(), style="dim")]
-        self._update(Group(*parts))
+        self._update(Group(*parts), home)
 
-    def _update(self, content: RenderableType) -> None:
+    def _update(self, content: RenderableType, home: bool = True) -> None:
         self.body.update(content)
-        self.scroll_home(animate=False)
+        if home:
+            self.scroll_home(animate=False)
 
     def show_stage(self, number: int, title: str, counts: dict[str, int]) -> None:
         self._shown = None
