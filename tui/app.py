@@ -25,6 +25,7 @@ from .screens.main_screen import MainScreen
 from .screens.run_screen import RunScreen
 from .screens.watch_screen import WatchScreen
 from .shutdown import STOP_SIGNALS, say
+from .ui_state import UiState
 from .widgets.help_screen import HelpScreen
 from .widgets.quit_screen import QuitScreen
 
@@ -32,7 +33,7 @@ from .widgets.quit_screen import QuitScreen
 class RecipeApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "recipe-tui"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide"), (160, "-xwide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
@@ -46,26 +47,56 @@ class RecipeApp(App[int]):
         self.file = file
         self.exit_lines: list[str] = []  # printed to the terminal after exit (run_app)
         self._quitting = False
+        self.ui = UiState.load(self.runs)  # theme, log-y and folds of the last session
         # Bad input fails here, before the terminal switches to the app.
         if watch is not None:
             from .bridge import watch_target
             run_dir, note = watch_target(watch)
             self.exp = None
-            self.home: RunScreen = WatchScreen(run_dir, self.runs, note)
+            self.ui.read_only = True  # watch mode writes nothing into the runs folder
+            self.home: RunScreen = WatchScreen(run_dir, self.runs, self.ui, note)
         else:
             recipes = load_recipes(file)
             self.exp = recipes.experiment(recipe)
-            self.home = MainScreen(recipes, self.exp, self.runs)
+            self.home = MainScreen(recipes, self.exp, self.runs, self.ui)
 
     def get_default_screen(self) -> Screen:
         return self.home
 
+    def on_mount(self) -> None:
+        if self.ui.theme in self.available_themes:
+            self.theme = self.ui.theme
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self._signals(install=True)
+
+    def _remember_theme(self, _: object) -> None:
+        if self.theme != self.ui.theme:
+            self.ui.theme = self.theme
+            problem = self.ui.save()
+            if problem:
+                self.notify(problem, severity="warning")
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """The palette's "Screenshot": an SVG in the runs dir (Textual's default, the Downloads folder,
+        may not exist on a server), and a notification that says where, or why it failed."""
+        import time
+
+        folder = Path(path) if path else self.runs
+        name = filename or time.strftime("screenshot-%Y%m%d-%H%M%S.svg")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(name, str(folder))
+        except OSError as exc:
+            self.notify(f"Could not save the screenshot in {folder}: {exc.strerror or exc}", title="Screenshot",
+                        severity="error", timeout=10)
+            return None
+        self.notify(f"Saved to {saved}", title="Screenshot", timeout=10)
+        return saved
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(f"runs: {self.runs.resolve()}"))
-
-    def on_mount(self) -> None:
-        self._signals(install=True)
 
     def on_unmount(self) -> None:
         self._signals(install=False)

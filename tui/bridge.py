@@ -8,6 +8,7 @@ message); the UI then takes everything at once. No textual import here: tests dr
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import deque
 from concurrent.futures import Future
@@ -180,6 +181,53 @@ def check_job(exp: Experiment, check_ids: list[str], control: RunControl, runs_r
     if splits is not None:  # the app loaded the data once, the way training does; checks only read it
         ctx.use_data(splits)
     run_checks(check_ids, ctx)
+
+
+def check_process(exp: Experiment, check_ids: list[str], control: RunControl, runs_root: str | Path,
+                  grace_s: float = 2.0) -> int:
+    """Run checks in a process of their own (``tui/side_checks.py``), as the app does beside training: the
+    child's random numbers, threads, priority (nice) and GIL are its own, so the training run in this process
+    is not touched. Its events come back through ``control.emit``, its other output as warnings; ``stop``
+    ends it (stdin closed, then killed after ``grace_s``). Returns the child's exit code."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "recipe_tui.tui.side_checks"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"experiment": exp.to_dict(), "checks": check_ids, "runs": str(runs_root)}) + "\n")
+    proc.stdin.flush()  # kept open: the child stops when it closes (here on stop, or when this process dies)
+
+    def end_on_stop() -> None:
+        while proc.poll() is None:
+            if control.stop.wait(0.1):
+                proc.stdin.close()
+                try:
+                    proc.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                return
+
+    threading.Thread(target=end_on_stop, daemon=True, name="recipe-tui-side-stop").start()
+    for line in proc.stdout:
+        event = _event_line(line)
+        if event is not None:
+            control.emit(event)
+        elif line.strip():
+            control.log(line.rstrip(), "warning")  # a warning or a traceback the child printed
+    code = proc.wait()
+    if not proc.stdin.closed:
+        proc.stdin.close()
+    return code
+
+
+def _event_line(line: str) -> Event | None:
+    try:
+        d = json.loads(line)
+        return event_from_dict(d) if isinstance(d, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def train_job(exp: Experiment, control: RunControl, runs_root: str | Path) -> Any:

@@ -8,6 +8,7 @@ from recipe_tui.core.checklist_state import ChecklistState
 from recipe_tui.core.config import RecipesFile
 from recipe_tui.core.events import CheckResult, CheckStarted, Failed, Finished, LogLine
 
+from .marks import finding_count, status_of
 from .widgets.checklist import Checklist, Ref
 from .widgets.dataset import DatasetPane
 from .widgets.item_detail import ItemDetail
@@ -32,7 +33,9 @@ class ChecklistResults:
     def restore(self) -> None:
         """The restored marks, the first item's detail and the data checks' findings."""
         for item_id in self.items:
-            self.checklist.set_status(item_id, self.restored_status(item_id))
+            res = self.checks.result(item_id)
+            self.checklist.set_status(item_id, self.restored_status(item_id),
+                                      finding_count(res) if res is not None else 0)
         first = self.recipes.stages[0]
         self.show_detail(Ref(first.number, first.items[0].id) if first.items else Ref(first.number))
         self.show_data_checks()
@@ -41,7 +44,7 @@ class ChecklistResults:
         if self.checks.is_ticked(item_id):
             return "ticked"
         res = self.checks.result(item_id)
-        return res.status if res is not None else self.checklist.status(item_id)
+        return status_of(res) if res is not None else self.checklist.status(item_id)
 
     def show_detail(self, ref: Ref) -> None:
         stage = next(s for s in self.recipes.stages if s.number == ref.stage)
@@ -85,7 +88,7 @@ class ChecklistResults:
         if item_id not in self.items:
             return  # the recipes file has no such item (e.g. no "train"): the result is kept, not shown
         if not self.checks.is_ticked(item_id):
-            self.checklist.set_status(item_id, res.status)
+            self.checklist.set_status(item_id, status_of(res), finding_count(res))
         if self.recipes.stage_of(item_id) == 1:
             self.show_data_checks()
         ref = self.checklist.selected()
@@ -113,7 +116,7 @@ class ChecklistResults:
         for item_id in self.items_of(e.id):
             if e.status == "skip" and e.summary == STOPPED:  # stopping is no verdict: keep the last real one
                 last = self.checks.result(item_id)
-                self.checklist.set_status(item_id, last.status if last is not None else "pending")
+                self.checklist.set_status(item_id, status_of(last) if last is not None else "pending")
             else:
                 self.record(item_id, e)
         level = {"fail": "error", "error": "error", "warn": "warning"}.get(e.status, "info")
@@ -127,7 +130,9 @@ class ChecklistResults:
         status = "pass" if e.status == "completed" else "skip"
         summary = (f"completed {e.step:,} steps{final}" if e.status == "completed"
                    else f"stopped at step {e.step:,} of {total:,}; checkpoint saved")
-        self.record("train", CheckResult("train", status, summary, {"run_dir": run_dir, **e.final}))
+        hint = "" if e.status == "completed" else f"`recipe-tui train --resume {run_dir}` continues it; t starts a new run."
+        self.record("train", CheckResult("train", status, summary, {"run_dir": run_dir, "state": e.status, **e.final},
+                                         hint=hint))
 
     def train_failed(self, e: Failed, run_dir: str) -> None:
         self.errors["train"] = e.detail

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from .shutdown import run_stoppable, say
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below rather than at exit
+        return code
+    except BrokenPipeError:
+        return _closed_pipe()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -90,6 +95,17 @@ def _main(argv: Sequence[str] | None) -> int:
         else:
             print(f"recipe-tui: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+
+
+def _closed_pipe() -> int:
+    """The reader went away (``recipe-tui list --json | head``): stop quietly, as Unix tools do. Python's
+    own flush of stdout at exit would raise again, so stdout is pointed at /dev/null first."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (tests): nothing left to flush
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -315,6 +331,10 @@ def _check(recipes: Any, args: argparse.Namespace) -> int:
     if args.overrides:
         exp = apply_overrides(exp, tuple(args.overrides))
     ids = select_items(recipes, args.items, args.stage)
+    for n in args.stage or []:
+        stage = next(s for s in recipes.stages if s.number == n)
+        if not any(i.check for i in stage.items):
+            say(f"stage {n} ({stage.title}) has no automated items: its items are ticked by hand in the app.")
     progress, stop = CheckProgress(), threading.Event()
     ctx = CheckContext(exp=exp, control=RunControl(emit=progress, stop=stop), fix=args.fix, runs_root=args.runs)
     results = run_stoppable(lambda: run_checks(ids, ctx), stop,

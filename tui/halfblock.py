@@ -99,6 +99,20 @@ def render_image(image: Any, width: int | None = None, vmin: float | None = None
     return text
 
 
+def robust_range(images: Sequence[Any], low: float = 1.0, high: float = 99.0) -> tuple[float, float]:
+    """The ``low``–``high`` percentile of the finite values of ``images`` (one brightness scale for
+    the images shown together): an outlier pixel or sample does not set the scale. Falls back to the
+    full range when the percentiles coincide (e.g. a mostly constant image)."""
+    values = np.concatenate([_as_array(im).astype(np.float64).reshape(-1) for im in images]) if images else np.zeros(0)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(values, [low, high]))
+    if hi <= lo:
+        lo, hi = float(values.min()), float(values.max())
+    return lo, hi
+
+
 def render_tokens(ids: Sequence[int] | Any, vocab: str | None = None, valid: Sequence[bool] | Any | None = None,
                   pad: str = "·", bad_style: Style | str = "bold reverse") -> Text:
     """Token ids as text: characters of ``vocab`` when given (ids outside it in ``bad_style``, which the

@@ -185,14 +185,27 @@ def check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, data: Fut
     """Starts, log lines and results go to the screen as messages, in order; progress through the queue."""
     if not bridge.wait_for_data(data, job.control.stop):
         return
+    bridge.check_job(exp, check_ids, _check_control(job, post), runs, data.result())
 
+
+def side_check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, post: Post) -> None:
+    """Data checks beside training: ``check``, but in a process of their own (``bridge.check_process``), which
+    cannot touch the training run's random numbers, threads or GIL."""
+    code = bridge.check_process(exp, check_ids, _check_control(job, post), runs)
+    if code != 0 and not job.control.stopped:
+        raise RuntimeError(f"the data checks' process ended with exit code {code} (its output is in the log)")
+
+
+def _check_control(job: Job, post: Post) -> RunControl:
+    """The job's control, with check starts, log lines and results posted as messages (few, in order) and
+    everything else (progress) through the queue."""
     def emit(event: Event) -> None:
         if isinstance(event, (CheckStarted, LogLine, CheckResult)):
             post(CheckReported(event))
         else:
             job.control.emit(event)
 
-    bridge.check_job(exp, check_ids, job.control.with_emit(emit), runs, data.result())
+    return job.control.with_emit(emit)
 
 
 def train(job: Job, exp: Experiment, runs: Path, data: Future) -> None:

@@ -8,7 +8,7 @@ its ``COMPONENT_CLASSES`` and passes itself to ``mark``.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from rich.style import Style
 from rich.text import Text
@@ -23,7 +23,8 @@ MARKS: dict[str, tuple[str, str]] = {
     "warn": ("!", "warning: look at the evidence"),
     "fail": ("✘", "failed"),
     "error": ("E", "error: the model or data raised (traceback in the log)"),
-    "skip": ("-", "skipped (not automated yet, stopped, or not applicable)"),
+    "skip": ("-", "skipped (not automated yet, or not applicable)"),
+    "stopped": ("◧", "stopped part-way (training: a checkpoint was saved; t trains again)"),
     "ticked": ("☑", "manual, ticked"),
 }
 MARK_CLASSES = {f"mark--{status}" for status in MARKS}
@@ -33,6 +34,26 @@ def mark(status: str, widget: Widget) -> Text:
     """The mark of ``status`` in ``widget``'s colours (plain until the widget is mounted and styled)."""
     status = status if status in MARKS else "pending"
     return Text(MARKS[status][0], style=styled(widget, f"mark--{status}"))
+
+
+def status_of(result: Any) -> str:
+    """The mark a stored result shows: its status, except a training run that was stopped part-way
+    (recorded as ``skip`` with ``metrics["state"] == "stopped"``), which has a mark of its own."""
+    metrics = getattr(result, "metrics", None) or {}
+    return "stopped" if metrics.get("state") == "stopped" else result.status
+
+
+def finding_count(result: Any) -> int:
+    """How many things a result flagged (label issues, outliers, duplicate groups), shown beside its
+    mark so that a pass with findings does not read as "nothing here". 0 when it names no count."""
+    metrics = getattr(result, "metrics", None) or {}
+    count = metrics.get("count")
+    if isinstance(count, dict):
+        count = sum(v for v in count.values() if isinstance(v, int) and not isinstance(v, bool))
+    if isinstance(count, int) and not isinstance(count, bool):
+        return max(0, count)
+    groups = [v for k, v in metrics.items() if k.endswith("_groups") and isinstance(v, int)]  # duplicates
+    return sum(groups)
 
 
 def styled(widget: Widget, component: str) -> Style:

@@ -60,3 +60,10 @@ class BrowserReady(Message, bubble=False):
     """The sample browser's findings are gathered (with the last run's losses when there is one)."""
 
     findings: dict[str, Any]
+
+
+@dataclass
+class SideJobEnded(Message, bubble=False):
+    """A job that ran beside the foreground one (stage-1 data checks during training) returned."""
+
+    job_id: int

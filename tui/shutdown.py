@@ -28,9 +28,14 @@ T = TypeVar("T")
 
 
 def say(message: str, file: Any = None) -> None:
-    """Print to stderr (or ``file``), ignoring a terminal that is gone (SIGHUP: EIO; a closed pipe: EPIPE)."""
+    """Print to stderr (or ``file``), ignoring a terminal that is gone (SIGHUP: EIO; a closed pipe: EPIPE). A
+    closed stdout is the exception: the reader of the command's output went away (``… --json | head``), which the
+    CLI reports as such (exit 141)."""
     try:
         print(message, file=file or sys.stderr, flush=True)
+    except BrokenPipeError:
+        if file is sys.stdout:
+            raise
     except (OSError, ValueError):
         pass
 

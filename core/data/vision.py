@@ -45,17 +45,64 @@ def load_torchvision(exp: Experiment) -> Splits:
     try:
         train = cls(root, train=True, download=exp.data.download, transform=_transforms(exp, mean, std, None, True))
         val = cls(root, train=False, download=exp.data.download, transform=_transforms(exp, mean, std, None, False))
-    except RuntimeError as exc:
-        if "not found" in str(exc).lower() or "download" in str(exc).lower():
-            raise ConfigError(
-                f"{where(exp, 'data', 'source')}{exp.data.source} is not in {root}; "
-                f"set data.download = true (needs network) or point data.root at a copy."
-            ) from None
-        raise
+    except (RuntimeError, OSError) as exc:
+        if not _missing_or_offline(exc):
+            raise
+        raise ConfigError(f"{where(exp, 'data', 'source')}{offline_message(exp.data.source, cls, root, exp.data.download, exc)}") from None
     x0, _ = train[0]
     classes = tuple(str(c) for c in getattr(train, "classes", ()))
     info = DataInfo(kind="image", input_shape=tuple(x0.shape), num_classes=len(classes), class_names=classes)
     return Splits(train=train, val=val, info=info)
+
+
+def _missing_or_offline(exc: BaseException) -> bool:
+    """torchvision's "not found" (download off) or a failed download (no network, a proxy, a timeout)."""
+    from urllib.error import URLError
+
+    if isinstance(exc, (URLError, ConnectionError, TimeoutError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("not found" in text or "download" in text)
+
+
+def _reason(exc: BaseException) -> str:
+    """The network error in a few words: MNIST wraps it in a RuntimeError listing every mirror it tried."""
+    import re
+
+    text = " ".join(str(exc).split())
+    found = re.search(r"<urlopen error (.*?)>", text)
+    reason = found.group(1) if found else f"{type(exc).__name__}: {text}"
+    return reason if len(reason) <= 160 else reason[:159] + "…"
+
+
+def offline_message(source: str, cls: type, root: Path, download: bool, exc: BaseException) -> str:
+    """Which files to put where so that torchvision finds ``source`` under ``root`` without a network.
+
+    The MNIST family reads ``<root>/<Class>/raw/``: unpacked files when ``download`` is off; the
+    ``.gz`` files are unpacked there (not downloaded) when it is on. CIFAR reads ``<root>/<base_folder>/``,
+    unpacked; its archive in ``<root>`` is unpacked (not downloaded) when ``download`` is on."""
+    root = root.resolve()
+    if download:
+        why = f"could not be downloaded into {root} ({_reason(exc)})"
+    else:
+        why = f"is not in {root} (data.download = false)"
+    resources = getattr(cls, "resources", None)
+    if resources:  # MNIST, FashionMNIST: (file name or URL, md5)
+        folder = root / cls.__name__ / "raw"
+        archives = [Path(name).name for name, _ in resources]
+        unpacked = [Path(name).stem if name.endswith(".gz") else name for name in archives]
+        put = (f"put {', '.join(archives)} into {folder}/ (torchvision unpacks them there instead of downloading)"
+               if download else
+               f"put {', '.join(unpacked)} (unpacked) into {folder}/, or the .gz files there with data.download = true")
+    else:  # CIFAR: one archive that unpacks into base_folder
+        folder = root / cls.base_folder
+        members = [name for name, _ in [*cls.train_list, *cls.test_list]] + [cls.meta["filename"]]
+        put = (f"put {cls.filename} into {root}/ (torchvision unpacks it instead of downloading), "
+               f"or its unpacked folder {folder}/ ({', '.join(members)})")
+        if not download:
+            put = (f"put the unpacked folder {cls.base_folder}/ ({', '.join(members)}) into {root}/, "
+                   f"or {cls.filename} there with data.download = true")
+    return f"{source} {why}: {put}. data.root sets the folder (relative to the recipes file)."
 
 
 def load_imagefolder(exp: Experiment) -> Splits:

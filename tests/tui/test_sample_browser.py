@@ -1,6 +1,8 @@
 """The sample browser in a tiny host app: keys step through samples, filters change what is shown."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,35 @@ def test_half_blocks_put_two_pixel_rows_in_each_line_and_scale_to_the_width():
     wide = render_image(np.random.rand(3, 16, 16), width=8)  # colour, shrunk to 8 columns × 4 lines
     assert wide.plain.split("\n") == ["▀" * 8] * 4
     assert render_tokens([0, 1, 7], ".ab").plain == ".a⟨7⟩"
+
+
+def _brightest(browser: SampleBrowser) -> int:
+    """The brightest grey level drawn in the browser's view (0–255)."""
+    console = Console(width=200, color_system="truecolor", file=io.StringIO())
+    segments = console.render(browser.body(), console.options)
+    levels = [c.triplet[0] for s in segments if s.text == "▀" and s.style
+              for c in (s.style.color, s.style.bgcolor) if c is not None and c.triplet is not None]
+    return max(levels)
+
+
+async def test_one_mis_scaled_sample_does_not_turn_the_others_black():
+    digits = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))  # values in [0, 1]
+    digits[7] *= 16  # one sample that skipped normalisation
+    labels = torch.arange(40) % 4
+    info = DataInfo(kind="image", input_shape=(1, 8, 8), num_classes=4)
+    splits = Splits(TensorPairs(digits[:30], labels[:30]), TensorPairs(digits[30:], labels[30:]), info)
+    findings = {"data-stats": data_stats(scan_splits(splits))}  # its range: [0, 16]
+    browser = SampleBrowser(splits, findings)
+    async with Host(browser).run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        assert browser.current.members == (("train", 0),)
+        lo, hi = browser.view_range
+        assert 0.0 <= lo < 0.05 and 0.9 < hi <= 1.0  # this view's 1st–99th percentile, not the data's 16
+        assert _brightest(browser) >= 230  # the old scale (data max 16) drew it below 16/255
+        text = _plain(browser)
+        assert "values 0.0" in text and "· data " in text and "… 16\n" in text
+        await pilot.press("end")
+        browser.position = 7
+        browser.refresh_view()
+        assert browser.view_range[1] > 10 and _brightest(browser) >= 230
+        assert "… 16 · data" in _plain(browser)  # its own range says it is out of scale

@@ -124,9 +124,11 @@ async def test_train_live_then_stop_writes_a_checkpoint_and_reopen_restores_curv
         await wait_for(pilot, lambda: app.home.state.step > paused_at, what="training to resume")
         await pilot.press("s")
         await wait_for(pilot, lambda: app.home.jobs.current is None, timeout=20, what="the trainer to stop")
-        assert app.home.state.status == "stopped" and checklist.status("train") == "skip"
+        assert app.home.state.status == "stopped" and checklist.status("train") == "stopped"
         stopped_at = app.home.state.step
         assert 0 < stopped_at < 200_000
+        evals = [e for e in app.home.run_log.entries if e.key == "eval"]  # one updating line, split by pauses
+        assert 1 <= len(evals) <= 4 and sum(e.count for e in evals) >= stopped_at // 50 - 1
     run = latest_run(runs, "digits-mlp")
     assert (run / "checkpoint.pt").is_file()
     events = list(read_events(run / "events.jsonl"))
@@ -138,7 +140,7 @@ async def test_train_live_then_stop_writes_a_checkpoint_and_reopen_restores_curv
         await wait_for(pilot, lambda: again.home.state.step == stopped_at, what="the last run's curves")
         assert again.home.state.status == "stopped" and len(again.home.state.series["train_loss"]) >= 10
         await wait_for(pilot, lambda: again.home.charts.builds > 0, what="restored charts drawn")
-        assert again.query_one(Checklist).status("train") == "skip"
+        assert again.query_one(Checklist).status("train") == "stopped"
 
 
 @pytest.mark.timeout(90)
@@ -245,6 +247,10 @@ async def test_watch_mode_follows_a_run_and_disables_training_keys(tmp_path):
         await pilot.press("t", "s", "p")
         assert app.home.jobs.current is not None and app.home.jobs.current.kind == "watch" and app.home.state.status == "training"
         await wait_for(pilot, lambda: "watch ● training  step 120/1,000" in screen_text(app), what="the status line")
+        app.home.run_log.focus()
+        await pilot.press("slash", "o", "f", "f", "enter")  # the log filters in watch mode too
+        assert app.home.run_log.filter_text == "off"
+        assert "training keys are off" in " ".join(" ".join(app.home.run_log.lines_text()).split())
         await pilot.press("q")
         await wait_for(pilot, lambda: app.return_code is not None, what="exit")
 
@@ -277,3 +283,22 @@ def test_the_app_module_does_not_import_torch_or_plotext():
             "print(sorted(m for m in ('torch', 'plotext', 'numpy', 'pynvml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.timeout(60)
+async def test_an_offline_dataset_says_in_the_app_which_files_to_put_where(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("no network here")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    recipes = make_recipes(tmp_path, source="mnist", extra=False)
+    app = RecipeApp(file=recipes, runs=tmp_path / "runs")
+    async with app.run_test(size=(160, 50)) as pilot:
+        dataset = app.query_one("#dataset")
+        await wait_for(pilot, lambda: "did not load" in plain(dataset.body.content), timeout=60, what="the load error")
+        text = " ".join(plain(dataset.body.content).split())
+        assert "mnist is not in" in text and f"{(tmp_path / 'data' / 'MNIST' / 'raw').resolve()}/" in text
+        assert "train-images-idx3-ubyte" in text and "ConfigError" in text

@@ -140,7 +140,9 @@ def test_sampler_reads_cpu_ram_and_this_process_through_psutil():
     time.sleep(0.05)
     second = sampler.sample()
     assert second.cpu is not None and 0.0 <= second.cpu <= 100.0
-    assert second.process_rss - first.process_rss >= 48 * 1024 * 1024
+    # This process's own memory, as the OS reports it now (a growth test is flaky: freed memory is reused).
+    assert abs(second.process_rss - psutil.Process().memory_info().rss) < 16 * 1024 * 1024
+    assert second.process_rss >= 64 * 1024 * 1024, "the ballast alone is resident"
     del ballast
     assert format_reading(SysReading(cpu=50.0, ram_used=3 * GiB, ram_total=16 * GiB)) == "CPU 50%  RAM 3.0/16.0G"
     assert (format_reading(SysReading(cpu=5.0, ram_used=GiB, ram_total=2 * GiB, process_rss=GiB // 2))

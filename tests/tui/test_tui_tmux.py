@@ -17,6 +17,7 @@ import pytest
 from tui_helpers import make_recipes
 
 STAGES = ("Inspect the data", "Set up the skeleton", "Overfit", "Regularize", "Tune", "Squeeze out the juice")
+HEADINGS = tuple(f"{n} {title}" for n, title in enumerate(STAGES, 1))
 STEP = re.compile(r"step ([\d,]+)/200,000")
 BRAILLE = re.compile("[\u2801-\u28ff]")  # plotext's line dots
 
@@ -52,6 +53,19 @@ class Tmux:
         subprocess.run(self.base + ["kill-server"], env=self.env, capture_output=True, timeout=10)
 
 
+def launch(folder: Path, size: tuple[int, int], args: str = "", home: Path | None = None) -> Tmux:
+    """``recipe-tui --file recipes.toml --runs runs ARGS`` in ``folder``, in a tmux pane of ``size``; the
+    pane then prints ``__EXIT__ <code>`` and stays open a minute so that the end can be read."""
+    env = {**os.environ, "HOME": str(home or folder), "OMP_NUM_THREADS": "1", "TERM": "xterm-256color"}
+    env.pop("TMUX", None)  # started from inside tmux, tmux would refuse to nest
+    exe = Path(sys.executable).with_name("recipe-tui")
+    command = (f"cd {shlex.quote(str(folder))} && {shlex.quote(str(exe))} --file recipes.toml --runs runs {args}; "
+               "echo __EXIT__ $?; sleep 60")
+    tmux = Tmux(env)
+    tmux.run("new-session", "-d", "-s", "app", "-x", str(size[0]), "-y", str(size[1]), command)
+    return tmux
+
+
 def _chart(screen: str) -> str:
     """The charts area: everything right of the checklist column, above the bottom panes."""
     return "\n".join(line[42:] for line in screen.splitlines()[:30])
@@ -66,14 +80,8 @@ def test_recipe_tui_in_tmux_trains_live_and_quits(tmp_path: Path):
     make_recipes(tmp_path, steps=200_000, eval_every=50, extra=False)  # writes tmp_path/recipes.toml
     home = tmp_path / "home"
     home.mkdir()
-    exe = Path(sys.executable).with_name("recipe-tui")
-    env = {**os.environ, "HOME": str(home), "OMP_NUM_THREADS": "1", "TERM": "xterm-256color"}
-    env.pop("TMUX", None)  # started from inside tmux, tmux would refuse to nest
-    command = (f"cd {shlex.quote(str(tmp_path))} && {shlex.quote(str(exe))} --file recipes.toml --runs runs; "
-               "echo __EXIT__ $?; sleep 60")
-    tmux = Tmux(env)
+    tmux = launch(tmp_path, (160, 72), home=home)
     try:
-        tmux.run("new-session", "-d", "-s", "app", "-x", "160", "-y", "72", command)
         screen = tmux.wait(lambda s: all(stage in s for stage in STAGES) and "q Quit" in s,
                            what="the six stages and the footer")
         assert "t Train" in screen and "Per-split statistics" in screen
@@ -129,19 +137,35 @@ def test_raw_writes_to_fd2_go_to_the_log_not_the_screen(tmp_path: Path):
     recipes = make_recipes(tmp_path, extra=False)
     recipes.write_text(recipes.read_text() + NOISY_RECIPE)
     (tmp_path / "noisy_data.py").write_text(NOISY_FACTORY)
-    env = {**os.environ, "HOME": str(tmp_path), "OMP_NUM_THREADS": "1", "TERM": "xterm-256color"}
-    env.pop("TMUX", None)
-    exe = Path(sys.executable).with_name("recipe-tui")
-    command = (f"cd {shlex.quote(str(tmp_path))} && {shlex.quote(str(exe))} --file recipes.toml --recipe noisy "
-               "--runs runs; echo __EXIT__ $?; sleep 60")
-    tmux = Tmux(env)
+    tmux = launch(tmp_path, (120, 40), "--recipe noisy")
     try:
-        tmux.run("new-session", "-d", "-s", "app", "-x", "120", "-y", "40", command)
         screen = tmux.wait(lambda s: "image 1×8×8" in s, what="the factory's data in the dataset pane")
         assert "RAW-STDERR-NOISE" not in screen
         tmux.run("send-keys", "-t", "app", "q")
         end = tmux.wait(lambda s: "__EXIT__" in s, timeout=20, what="the process to end")
         assert "__EXIT__ 0" in end and "low-level stderr output were kept in runs/noisy/stderr.log" in end
         assert "RAW-STDERR-NOISE" in (tmp_path / "runs" / "noisy" / "stderr.log").read_text()
+    finally:
+        tmux.kill()
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+def test_first_frame_at_120x40_and_80x24(tmp_path: Path, size: tuple[int, int]):
+    """At 120×40 the first frame that shows the checklist shows all six stage headings (the stages that
+    are not current are folded); at 80×24 the footer still shows ? and q."""
+    make_recipes(tmp_path, extra=False)
+    tmux = launch(tmp_path, size)
+    try:
+        first = tmux.wait(lambda s: "Inspect the data" in s, what="the first frame with the checklist")
+        lines = first.splitlines()
+        if size == (120, 40):
+            assert all(heading in first for heading in HEADINGS), first
+            assert "Causal dependencies" not in first  # stage 2 is folded on a first launch
+        else:
+            footer = tmux.wait(lambda s: "q Quit" in s.splitlines()[-1], what="the footer").splitlines()[-1]
+            assert "? Help" in footer and "q Quit" in footer and "t Train" in footer, footer
+            assert max(len(line) for line in lines) <= 80
+        tmux.run("send-keys", "-t", "app", "q")
+        assert "__EXIT__ 0" in tmux.wait(lambda s: "__EXIT__" in s, timeout=20, what="the process to end")
     finally:
         tmux.kill()

@@ -3,6 +3,10 @@ the status line; the keys that start jobs (enter, t, b) and steer them (s, p).
 
 The first frame shows before torch is imported: the data, the check registry and the last run's
 curves load in a background job after it. Worker results arrive as messages (``tui/messages.py``).
+
+One job owns the keys at a time, with one exception: stage-1 data checks only read the data, so they
+may run beside training, in a process of their own (its own random numbers, one thread, lower priority).
+Everything that builds a model here (stage 2 on, the browser's loss pass) waits for training.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Tree
+from textual.widgets import Tree
 
 from recipe_tui.core.checklist_state import ChecklistState
 from recipe_tui.core.config import Experiment, RecipesFile
@@ -22,12 +26,14 @@ from recipe_tui.core.events import CheckStarted, Failed, Finished, LogLine, Prog
 from .. import jobs
 from ..checklist_results import ChecklistResults
 from ..jobs import Job
-from ..messages import BrowserReady, CheckReported, DataLoaded, HistoryLoaded, JobEnded
+from ..messages import BrowserReady, CheckReported, DataLoaded, HistoryLoaded, JobEnded, SideJobEnded
 from ..run_state import RunState
+from ..ui_state import UiState
 from ..widgets.checklist import Checklist
 from ..widgets.dataset import DatasetPane
+from ..widgets.footer import KeysFooter
 from ..widgets.item_detail import ItemDetail
-from .run_screen import Handler, RunScreen, metrics_text, short_path
+from .run_screen import VIEW_BINDINGS, Handler, RunScreen, metrics_text, short_path
 
 
 class MainScreen(RunScreen, inherit_bindings=False):
@@ -38,10 +44,14 @@ class MainScreen(RunScreen, inherit_bindings=False):
         Binding("p", "pause", "Pause", id="app.pause"),
         Binding("l", "log_y", "Log-y", id="app.log-y"),
         Binding("b", "browse", "Browse", id="app.browse"),
+        *VIEW_BINDINGS,
+        # inherit_bindings=False drops Screen's own: tab moves between the panes.
+        Binding("tab", "app.focus_next", "Next pane", show=False, id="app.focus-next"),
+        Binding("shift+tab", "app.focus_previous", "Previous pane", show=False, id="app.focus-previous"),
     ]
 
-    def __init__(self, recipes: RecipesFile, exp: Experiment, runs: str | Path) -> None:
-        super().__init__(runs)
+    def __init__(self, recipes: RecipesFile, exp: Experiment, runs: str | Path, ui: UiState | None = None) -> None:
+        super().__init__(runs, ui)
         self.recipes = recipes
         self.exp = exp
         self.checks = ChecklistState.load(self.runs, exp.name)
@@ -53,6 +63,7 @@ class MainScreen(RunScreen, inherit_bindings=False):
         self.dataset = DatasetPane(id="dataset")
         self.dataset.border_title = f"Dataset · {exp.data.source or exp.data.factory}"
         self.results = ChecklistResults(recipes, self.checks, self.checklist, self.detail, self.dataset, self.run_log)
+        self.side: Job | None = None  # stage-1 checks running beside training
 
     def event_handlers(self) -> dict[type, Handler]:
         return {**super().event_handlers(), Progress: self.show_progress}
@@ -70,13 +81,22 @@ class MainScreen(RunScreen, inherit_bindings=False):
                 with Horizontal(id="bottom"):
                     yield self.dataset
                     yield self.run_log
+        yield self.filter_bar
         yield self.status
-        yield Footer()
+        yield KeysFooter()
 
     def mounted(self) -> None:
         if self.checks.warning:
             self.run_log.add(self.checks.warning, "warning")
+        # The stages the user left unfolded, and the current one (the first with work left); a first
+        # launch unfolds only the current stage, so all six headings fit from 120×40 up.
+        stored = self.ui.expanded.get(self.exp.name, [])
+        self.checklist.unfold_only({*stored, self.checklist.current_stage()})
         self.checklist.focus()
+
+    def on_checklist_folds_changed(self, message: Checklist.FoldsChanged) -> None:
+        self.ui.expanded[self.exp.name] = message.expanded
+        self.save_ui()
 
     def start_background(self) -> None:
         super().start_background()
@@ -117,13 +137,45 @@ class MainScreen(RunScreen, inherit_bindings=False):
         return True
 
     def start_checks(self, item_ids: list[str]) -> None:
+        job = self.jobs.current
+        if job is not None and job.kind == "train":
+            self.start_beside_training(item_ids)
+            return
         if self.busy():
             return
-        items = self.results.items
-        check_ids = list(dict.fromkeys(items[i].check for i in item_ids if items[i].check))
+        if self.side is not None:
+            self.notify("The data checks beside training are still running; try again when they end.")
+            return
         self.status.job = "checking…"
-        self.start_job("check", lambda job: jobs.check(job, self.exp, check_ids, self.runs, self.data,
-                                                        self.post_message), item_ids)
+        self.start_job("check", lambda job: jobs.check(job, self.exp, self.check_ids(item_ids), self.runs,
+                                                        self.data, self.post_message), item_ids)
+
+    def check_ids(self, item_ids: list[str]) -> list[str]:
+        items = self.results.items
+        return list(dict.fromkeys(items[i].check for i in item_ids if items[i].check))
+
+    def start_beside_training(self, item_ids: list[str]) -> None:
+        """Stage-1 data checks only read the data: they run beside training, in a process of their own.
+        Anything that builds a model in this process would draw from the run's random numbers: refused."""
+        if any(self.recipes.stage_of(i) != 1 for i in item_ids):
+            self.notify("Training is running: checks from stage 2 on build models, which would take random "
+                        "numbers from the run, so they wait until it ends (s stops it). Stage-1 data checks "
+                        "can run now.", severity="warning", timeout=8)
+            return
+        if self.side is not None:
+            self.notify("The data checks beside training are still running.")
+            return
+        ids = self.check_ids(item_ids)
+        self.run_log.add(f"running {', '.join(ids)} beside training: they only read the data, in a process "
+                         "of their own (own random numbers, lower priority)")
+
+        def body(job: Job) -> None:
+            try:
+                jobs.side_check(job, self.exp, ids, self.runs, self.post_message)
+            finally:
+                self.post_message(SideJobEnded(job.id))
+
+        self.side = self.jobs.start("check", body, item_ids, foreground=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         job = self.jobs.current
@@ -170,12 +222,28 @@ class MainScreen(RunScreen, inherit_bindings=False):
         if self.splits is None:
             self.notify("The data is still loading; try again in a moment.")
             return
-        if self.busy():  # e.g. training: building a model for the losses would draw from its RNG
+        job = self.jobs.current
+        if job is not None and job.kind == "train":
+            self.browse_beside_training()
+            return
+        if self.busy():
             return
         findings = self.results.findings()
         self.status.job = "browser: losses of the last run…"
         self.start_job("browse", lambda job: jobs.browse(job, self.exp, self.runs, self.splits, findings,
                                                           self.post_message))
+
+    def browse_beside_training(self) -> None:
+        """The browser only reads samples, so it opens during training, but without the loss filter:
+        the losses need a model, and building one would take random numbers from the run."""
+        from ..widgets.sample_browser import SampleBrowser
+
+        if self.exp.data.augment:
+            self.notify("Training is running and data.augment draws its random crops from the run's random "
+                        "numbers: b opens the browser when training ends.", severity="warning", timeout=8)
+            return
+        self.notify("Training is running: the browser opens without the loss filter (b after training adds it).")
+        self.app.push_screen(SampleBrowser(self.splits, self.results.findings()))
 
     def commands(self) -> list[SystemCommand]:
         return [*super().commands(),
@@ -194,10 +262,17 @@ class MainScreen(RunScreen, inherit_bindings=False):
             self.state.status = "stopped"
         self.status.show(self.state)
 
+    def on_side_job_ended(self, message: SideJobEnded) -> None:
+        if self.side is None or self.side.id != message.job_id:
+            return
+        self.side = None
+        self.results.job_ended("check")
+
     def on_check_reported(self, message: CheckReported) -> None:
         e = message.event
         if isinstance(e, CheckStarted):
-            self.status.job = f"checking {e.id}"
+            if self.side is None:  # beside training the status line keeps showing the run
+                self.status.job = f"checking {e.id}"
             self.results.check_started(e)
         elif isinstance(e, LogLine):
             self.show_log(e)

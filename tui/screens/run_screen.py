@@ -28,7 +28,9 @@ from ..jobs import Job, Jobs, error_text
 from ..messages import EventsPending, HistoryLoaded
 from ..run_state import RunState
 from ..sysinfo import SysSampler
+from ..ui_state import UiState
 from ..widgets.charts import Charts
+from ..widgets.filter_bar import FilterBar, FilterRequested
 from ..widgets.run_log import RunLog
 from ..widgets.status_line import StatusLine
 
@@ -39,20 +41,29 @@ DRAIN_INTERVAL_S = 0.2
 # At most this many events per drain (~45 ms of handlers on this 2-core box): a key press never waits long
 # behind a flood, and 5 drains a second still take 100,000 events/s. Beyond that the queue folds (EventQueue).
 DRAIN_TAKE = 20_000
-EVAL_LOG_S = 10.0
+FOLDED_LOG_S = 10.0  # how often the log may say that a flood's routine events were folded
 # The machine's load on the status line (step, rate and ETA refresh with it): every second while a job
 # runs, every few seconds while idle, so that an idle app costs next to nothing.
 STATUS_BUSY_S, STATUS_IDLE_S = 1.0, 5.0
 
 Handler = Callable[[Any], None]
 
+# Keys for looking at the panes, on both home screens.
+VIEW_BINDINGS = [
+    Binding("z", "zoom", "Zoom", id="app.zoom"),
+    Binding("g", "top", "Top", show=False, id="app.top"),
+    Binding("G", "bottom", "Bottom", show=False, id="app.bottom"),
+]
+
 
 class RunScreen(Screen[None]):
-    BINDINGS = [Binding("l", "log_y", "Log-y", id="app.log-y")]
+    BINDINGS = [Binding("l", "log_y", "Log-y", id="app.log-y"), *VIEW_BINDINGS]
+    ALLOW_IN_MAXIMIZED_VIEW = "Footer, #status, #filter"
 
-    def __init__(self, runs: str | Path) -> None:
+    def __init__(self, runs: str | Path, ui: UiState | None = None) -> None:
         super().__init__()
         self.runs = Path(runs)
+        self.ui = ui if ui is not None else UiState.load(self.runs)
         self.queue = EventQueue(wake=self._wake)
         self.jobs = Jobs(self, self.queue)
         self.sampler = SysSampler()
@@ -60,12 +71,12 @@ class RunScreen(Screen[None]):
         self.charts = Charts(id="charts")
         self.run_log = RunLog(id="log")
         self.status = StatusLine(id="status")
+        self.filter_bar = FilterBar(id="filter")  # `/` in the checklist or the log
         self.handlers: dict[type, Handler] = self.event_handlers()
         self.drains = 0  # how many drains took events (tests and benchmarks read it)
         self._last_drain = float("-inf")
         self._drain_timer: Timer | None = None
         self._status_timer: Timer | None = None
-        self._eval_logged = float("-inf")
         self._printed = ""  # a print() in progress (Print events arrive in pieces)
         self.session_run = ""  # the run dir of the last run started in this session (the exit line names it)
         self.last_checkpoint: int | None = None  # its last checkpoint's step
@@ -80,6 +91,9 @@ class RunScreen(Screen[None]):
     # -- life cycle ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.run_log.border_title = "Log"
+        if self.ui.warning:
+            self.run_log.add(self.ui.warning, "warning")
+        self.charts.log_y = self.ui.log_y
         self.charts.show(self.state)
         self.refresh_status()
         self.app.begin_capture_print(self)
@@ -181,9 +195,9 @@ class RunScreen(Screen[None]):
                 self.charts.data_changed()
 
     def _note_folded(self) -> None:
-        """Say (at most every ``EVAL_LOG_S``) that the screen skipped routine events of a flood."""
+        """Say (at most every ``FOLDED_LOG_S``) that the screen skipped routine events of a flood."""
         now = time.monotonic()
-        if self.queue.folded and now - self._folded_logged >= EVAL_LOG_S:
+        if self.queue.folded and now - self._folded_logged >= FOLDED_LOG_S:
             self._folded_logged = now
             self.run_log.add(f"{self.queue.take_folded():,} step events arrived faster than the screen draws them "
                              "and were left off the charts; the run dir's events.jsonl has every one", "warning")
@@ -204,16 +218,14 @@ class RunScreen(Screen[None]):
 
     def show_eval(self, e: Eval) -> None:
         self.state.apply(e)
-        # The charts carry every eval; the log gets one every EVAL_LOG_S so that a fast run does not
-        # flood it (each log line also costs the UI a relayout).
-        now = time.monotonic()
-        if now - self._eval_logged >= EVAL_LOG_S:
-            self._eval_logged = now
-            self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics_text(e.metrics)}")
+        # Every eval updates one folded log line (key "eval"): the latest numbers stay in view without
+        # flooding the log, and a warning logged meanwhile stays above the next one.
+        self.run_log.add(f"step {e.step:,}: {e.split} loss {e.loss:.4g}{metrics_text(e.metrics)}", key="eval")
 
     def show_checkpoint(self, e: Checkpoint) -> None:
         self.last_checkpoint = e.step
-        self.run_log.add(f"checkpoint at step {e.step:,} → {short_path(e.path)}")
+        # The run dir is in the "training … →" line; the file name is enough here (one line at 80 columns).
+        self.run_log.add(f"checkpoint at step {e.step:,} → {Path(e.path).name}", key="checkpoint")
 
     def show_finished(self, e: Finished) -> None:
         self.state.apply(e)
@@ -261,7 +273,31 @@ class RunScreen(Screen[None]):
 
     # -- keys and the rest --------------------------------------------------------------------------
     def action_log_y(self) -> None:
-        self.charts.log_y = not self.charts.log_y
+        self.charts.log_y = self.ui.log_y = not self.charts.log_y
+        self.save_ui()
+
+    def save_ui(self) -> None:
+        problem = self.ui.save()
+        if problem:
+            self.run_log.add(problem, "warning")
+
+    def on_filter_requested(self, message: FilterRequested) -> None:
+        self.filter_bar.open(message.target, message.text, message.placeholder)
+
+    def action_zoom(self) -> None:
+        """z: the focused pane fills the screen (Textual's maximize); z or escape gives the layout back."""
+        if self.maximized is not None:
+            self.minimize()
+        elif self.focused is None or not self.maximize(self.focused):
+            self.notify("Nothing to zoom here: tab to a pane first.")
+
+    def action_top(self) -> None:
+        if self.focused is not None:
+            self.focused.action_scroll_home()  # the checklist moves its cursor to the first line
+
+    def action_bottom(self) -> None:
+        if self.focused is not None:
+            self.focused.action_scroll_end()
 
     def on_print(self, event: events.Print) -> None:
         """print() and warnings from any thread (Textual captures them) go to the run log."""
@@ -276,7 +312,7 @@ class RunScreen(Screen[None]):
         out = []
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
-            if self.check_action(binding.action, ()):
+            if binding.show and self.check_action(binding.action, ()):  # not tab, g/G: moves, not actions
                 out.append(SystemCommand(binding.description, f"key {binding.key_display or binding.key}",
                                          getattr(self, f"action_{binding.action}")))
         return out

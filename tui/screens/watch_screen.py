@@ -6,15 +6,15 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer
-
 from .. import jobs
+from ..ui_state import UiState
+from ..widgets.footer import KeysFooter
 from .run_screen import RunScreen, short_path
 
 
 class WatchScreen(RunScreen):
-    def __init__(self, run_dir: str | Path, runs: str | Path, note: str = "") -> None:
-        super().__init__(runs)
+    def __init__(self, run_dir: str | Path, runs: str | Path, ui: UiState | None = None, note: str = "") -> None:
+        super().__init__(runs, ui)
         self.run_dir = Path(run_dir)
         self.note = note  # how the run dir was chosen (the newest run of a recipe's folder)
 
@@ -24,8 +24,9 @@ class WatchScreen(RunScreen):
                 yield self.charts
                 with Horizontal(id="bottom"):
                     yield self.run_log
+        yield self.filter_bar
         yield self.status
-        yield Footer()
+        yield KeysFooter()
 
     def mounted(self) -> None:
         self.status.watching = True

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from rich.console import Group, RenderableType
 from rich.style import Style
-from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -11,12 +10,14 @@ from textual.widgets import Static
 from recipe_tui.core.events import CheckResult
 
 from ..bridge import DataSummary
+from ..evidence import class_bars
 from ..marks import MARK_CLASSES, follow_theme, mark, styled
 
 MAX_CLASSES = 40  # beyond this the histogram shows the most and least frequent classes only
 
 
 class DatasetPane(VerticalScroll):
+    ALLOW_MAXIMIZE = True  # z zooms it (containers are not maximizable by default)
     COMPONENT_CLASSES = {*MARK_CLASSES, "dataset--bar"}
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -71,23 +72,9 @@ class DatasetPane(VerticalScroll):
 
 def _histogram(s: DataSummary, width: int, bar_style: Style) -> RenderableType:
     """One row per class: a bar for the first split (train) and the count of every split."""
-    splits = list(s.histograms)
-    first = s.histograms[splits[0]]
+    first = next(iter(s.histograms.values()))
     order = list(range(len(first)))
     if len(order) > MAX_CLASSES:  # keep the extremes: imbalance is what the histogram is for
         by_count = sorted(order, key=lambda c: first[c], reverse=True)
         order = sorted(by_count[:MAX_CLASSES // 2]) + sorted(by_count[-MAX_CLASSES // 2:])
-    peak = max(first) or 1
-    bar = max(3, min(24, width - 6 - 7 * len(splits)))  # label, counts, spacing: the bar gets the rest
-    table = Table.grid(padding=(0, 1))
-    table.add_column(no_wrap=True, style="dim", max_width=8)
-    table.add_column(no_wrap=True)
-    for _ in splits:
-        table.add_column(no_wrap=True, justify="right")
-    table.add_row("class", "", *(Text(n, style="dim") for n in splits))
-    for c in order:
-        label = s.class_names[c] if c < len(s.class_names) else str(c)
-        n = first[c]
-        table.add_row(label[:8], Text("█" * max(1 if n else 0, round(bar * n / peak)), style=bar_style),
-                      *(f"{s.histograms[name][c]:,}" for name in splits))
-    return table
+    return class_bars(s.histograms, s.class_names, width, bar_style, order)

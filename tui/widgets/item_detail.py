@@ -10,7 +10,6 @@ from typing import Any
 
 from rich.columns import Columns
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -18,19 +17,22 @@ from textual.widgets import Static
 from recipe_tui.core.config import Item
 from recipe_tui.core.events import CheckResult
 
-from ..marks import MARK_CLASSES, MARKS, follow_theme, mark
+from ..evidence import cell_text, render_evidence
+from ..marks import MARK_CLASSES, MARKS, follow_theme, mark, status_of, styled
 
 HIDDEN_METRICS = {"samples"}  # batch-view's captured examples: drawn by batch_preview, not listed
 
 
 class ItemDetail(VerticalScroll):
-    COMPONENT_CLASSES = MARK_CLASSES
+    ALLOW_MAXIMIZE = True  # z zooms it (containers are not maximizable by default)
+    COMPONENT_CLASSES = {*MARK_CLASSES, "item-detail--bar"}
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "Item"
         self.body = Static("", id="detail-body")  # focusable (tab): ↑/↓ scroll a long traceback
         self._shown: tuple[Any, ...] | None = None  # the last show()'s arguments
+        self._width = 0
 
     def compose(self):
         yield self.body
@@ -39,12 +41,17 @@ class ItemDetail(VerticalScroll):
         self._reshow()  # filled in before mount: again, with the marks in app.tcss's colours
         follow_theme(self, self._reshow)
 
+    def on_resize(self) -> None:
+        if self.content_size.width != self._width:  # tables, bars and sparklines follow the pane's width
+            self._width = self.content_size.width
+            self._reshow()
+
     def _reshow(self) -> None:
         if self._shown is not None:
-            self.show(*self._shown)
+            self.show(*self._shown, home=False)  # the same item: the reader keeps their place
 
     def show(self, item: Item, stage: str, status: str, result: CheckResult | None = None,
-             when: float | None = None, detail: str = "") -> None:
+             when: float | None = None, detail: str = "", *, home: bool = True) -> None:
         self._shown = (item, stage, status, result, when, detail)
         self.border_title = item.id
         parts: list[RenderableType] = [
@@ -54,10 +61,11 @@ class ItemDetail(VerticalScroll):
             Text(item.guidance, style="italic"),
         ]
         if result is not None:
-            parts += [Text(""), _verdict(mark(result.status, self), result, when)]
-            table = _metrics_table(result.metrics)
-            if table is not None:
-                parts.append(table)
+            parts += [Text(""), _verdict(mark(status_of(result), self), status_of(result), result, when)]
+            width = self.content_size.width or 60
+            evidence = render_evidence(result.metrics, width, HIDDEN_METRICS, styled(self, "item-detail--bar"))
+            if evidence is not None:
+                parts.append(evidence)
             preview = batch_preview(result.metrics) if item.id == "batch-view" else None
             if preview is not None:
                 parts.append(preview)
@@ -67,11 +75,12 @@ class ItemDetail(VerticalScroll):
             parts += [Text(""), Text.assemble(mark("ticked", self), " ticked")]
         if detail:
             parts += [Text(""), Text(detail.rstrip(), style="dim")]
-        self._update(Group(*parts))
+        self._update(Group(*parts), home)
 
-    def _update(self, content: RenderableType) -> None:
+    def _update(self, content: RenderableType, home: bool = True) -> None:
         self.body.update(content)
-        self.scroll_home(animate=False)
+        if home:
+            self.scroll_home(animate=False)
 
     def show_stage(self, number: int, title: str, counts: dict[str, int]) -> None:
         self._shown = None
@@ -85,34 +94,9 @@ def _manual_hint(item_id: str) -> str:
     return "press t (or enter) to train" if item_id == "train" else "manual: space ticks it"
 
 
-def _verdict(marker: Text, res: CheckResult, when: float | None) -> Text:
+def _verdict(marker: Text, status: str, res: CheckResult, when: float | None) -> Text:
     ago = f"  ({_ago(when)})" if when else ""
-    return Text.assemble(marker, " ", (res.status.upper(), "bold"), "  ", res.summary, (ago, "dim"))
-
-
-def _metrics_table(metrics: dict[str, Any]) -> Table | None:
-    rows = [(k, _value(v)) for k, v in metrics.items() if k not in HIDDEN_METRICS]
-    rows = [(k, v) for k, v in rows if v]
-    if not rows:
-        return None
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="dim", no_wrap=True)
-    table.add_column(overflow="fold")
-    for k, v in rows:
-        table.add_row(k, v)
-    return table
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, (list, tuple)):
-        if len(v) > 12 or any(isinstance(x, (list, tuple, dict)) for x in v):
-            return f"[{len(v)} values]"
-        return ", ".join(_value(x) for x in v)
-    if isinstance(v, dict):
-        return ", ".join(f"{k}={_value(x)}" for k, x in list(v.items())[:8]) + (" …" if len(v) > 8 else "")
-    return str(v)
+    return Text.assemble(marker, " ", (status.upper(), "bold"), "  ", res.summary, (ago, "dim"))
 
 
 def _ago(when: float) -> str:
@@ -153,7 +137,7 @@ def batch_preview(metrics: dict[str, Any]) -> RenderableType | None:
         except (TypeError, ValueError):
             return None
         return Group(head, Columns(cells, padding=(0, 1)))
-    rows = [Text(f"{_value(s.get('x'))} → {label}") for s, label in zip(samples, labels)]
+    rows = [Text(f"{cell_text(s.get('x'))} → {label}") for s, label in zip(samples, labels)]
     return Group(head, *rows)
 
 

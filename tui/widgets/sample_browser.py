@@ -3,9 +3,14 @@
 ``SampleBrowser(splits, findings)`` is a modal screen. ``findings`` maps a check id to its result (a
 ``CheckResult`` or its ``metrics`` dict): ``duplicates`` (groups), ``outliers``, ``label-issues``
 (candidates) and ``losses`` (``core.audit.after_training_findings``: top losses after training);
-``data-stats`` sets the grey/colour range so brightness compares across samples. Missing findings
+``data-stats`` gives the data's value range, shown beside each image's own. Missing findings
 just leave their filter out. Images are drawn with half blocks, sequences as text, with the given
 label and the suggested one beside each sample.
+
+Brightness is scaled per view (the samples on screen together), from their 1st to 99th percentile:
+one mis-scaled sample (×16) cannot turn every other image black, and a few hot pixels do not wash
+out the rest. Each image says its own value range, beside the data's (from ``data-stats``), so a
+sample that is out of scale still shows as such.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..halfblock import render_sample, render_tokens, to_chw
+from ..halfblock import render_sample, render_tokens, robust_range, to_chw
 from ..marks import styled
 
 MODES = ("all", "duplicates", "outliers", "label-issues", "losses")
@@ -142,7 +147,8 @@ class SampleBrowser(ModalScreen[None]):
         self.position = 0
         self._labels: dict[str, np.ndarray | None] = {}
         self.mode = mode if mode in self.available_modes() else "all"
-        self.range = _display_range(_metrics(self.findings, "data-stats"))
+        self.data_range = _display_range(_metrics(self.findings, "data-stats"))
+        self.view_range: tuple[float, float] | None = None  # the brightness scale of the current view
         self.entries: Sequence[Entry] = self._build()
 
     # ------------------------------------------------------------------ state
@@ -248,6 +254,22 @@ class SampleBrowser(ModalScreen[None]):
         scope = f"split {self.split}" if self.mode == "all" else "all splits"
         return Text.assemble(("samples", "bold"), f" · {MODE_TITLES[self.mode]} · {where} · {cls} · {scope}")
 
+    def _range_text(self, x: np.ndarray) -> Text:
+        """``values 0 … 16 · data 0 … 1``: the sample's own range (and the data's), the note in the warning
+        colour when the sample reaches far outside the data's range."""
+        finite = x[np.isfinite(x)] if x.dtype.kind == "f" else x.reshape(-1)
+        if not finite.size:
+            return Text("no finite values", style=self._style("error"))
+        lo, hi = float(finite.min()), float(finite.max())
+        text = Text(f"values {lo:.3g} … {hi:.3g}", style="dim")
+        d_lo, d_hi = self.data_range
+        if d_lo is not None and d_hi is not None:
+            text.append(f" · data {d_lo:.3g} … {d_hi:.3g}", style="dim")
+            span = max(d_hi - d_lo, 1e-12)
+            if hi > d_hi + span or lo < d_lo - span:  # more than a whole data range outside it
+                text.stylize(self._style("note"))
+        return text
+
     def _style(self, name: str) -> Style:
         return styled(self, f"sample-browser--{name}")
 
@@ -263,12 +285,16 @@ class SampleBrowser(ModalScreen[None]):
             what = "nothing in this filter" + ("" if self.class_filter is None else " for this class")
             return Text(f"{what}: press f for the next filter, c for the next class.", style="dim")
         members = entry.members[:MAX_MEMBERS]
-        width, height = (self.size.width or 80) - 6, (self.size.height or 24) - 12
+        width, height = (self.size.width or 80) - 6, (self.size.height or 24) - 13
         per = max(8, width // len(members) - 2)
+        loaded = [self._load(split, index) for split, index in members]
+        images = [x for x, _ in (m for m in loaded if not isinstance(m, Text)) if _is_image(x)]
+        self.view_range = robust_range(images) if images else None
         grid = Table.grid(padding=(0, 2))
         for _ in members:
             grid.add_column(no_wrap=True)
-        grid.add_row(*(self._sample(split, index, entry, per, max(4, height)) for split, index in members))
+        grid.add_row(*(self._sample(split, index, data, entry, per, max(4, height))
+                       for (split, index), data in zip(members, loaded)))
         parts: list[RenderableType] = [grid]
         if len(entry.members) > MAX_MEMBERS:
             rest = ", ".join(f"{s} #{i}" for s, i in entry.members[MAX_MEMBERS:])
@@ -277,25 +303,33 @@ class SampleBrowser(ModalScreen[None]):
             parts.append(Text(entry.note, style=self._style("note")))
         return Group(*parts)
 
-    def _sample(self, split: str, index: int, entry: Entry, width: int, rows: int) -> RenderableType:
-        head = Text(f"{split} #{index}", style="bold")
+    def _load(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray] | Text:
+        """The sample's (x, y) as arrays, or the sentence that says why there is none."""
         ds = self.datasets.get(split)
         if ds is None or not 0 <= index < len(ds):
-            return Group(head, Text("not in this data", style=self._style("error")))
+            return Text("not in this data", style=self._style("error"))
         try:
             x, y = ds[index][:2]
         except Exception as exc:  # the user's dataset raising is something to show, not a crash
-            return Group(head, Text(f"failed to load: {type(exc).__name__}: {exc}", style=self._style("error")))
-        x, y = _np(x), _np(y)
+            return Text(f"failed to load: {type(exc).__name__}: {exc}", style=self._style("error"))
+        return _np(x), _np(y)
+
+    def _sample(self, split: str, index: int, data: tuple[np.ndarray, np.ndarray] | Text, entry: Entry,
+                width: int, rows: int) -> RenderableType:
+        head = Text(f"{split} #{index}", style="bold")
+        if isinstance(data, Text):
+            return Group(head, data)
+        x, y = data
         vocab = self.info.vocab
-        if x.ndim >= 2 and min(x.shape[-2:]) >= 2:
+        lines: list[RenderableType] = [head]
+        if _is_image(x) and self.view_range is not None:
             h, w = to_chw(x).shape[-2:]  # H×W×C numpy images too
             cols = int(min(width, 2 * rows * w / h, max(w, min(4 * w, 64))))
-            picture = render_sample(x, width=max(4, cols), vmin=self.range[0], vmax=self.range[1], max_rows=rows)
+            lo, hi = self.view_range
+            lines += [render_sample(x, width=max(4, cols), vmin=lo, vmax=hi, max_rows=rows), self._range_text(x)]
         else:
             valid = (y != self.info.ignore_index) if y.shape == x.shape else None
-            picture = render_sample(x, vocab=vocab, valid=valid, bad_style=self._style("bad-token"))
-        lines: list[RenderableType] = [head, picture]
+            lines.append(render_sample(x, vocab=vocab, valid=valid, bad_style=self._style("bad-token")))
         if y.ndim == 0:
             lines.append(Text.assemble("given ", (self._class_name(int(y)) if y.dtype.kind in "iub" else f"{float(y):.4g}", "bold")))
             if entry.suggested is not None and entry.suggested != int(y) and len(entry.members) == 1:
@@ -305,6 +339,10 @@ class SampleBrowser(ModalScreen[None]):
             lines.append(Text.assemble("targets ", render_tokens(np.where(keep, y, 0), vocab, keep,
                                                                  bad_style=self._style("bad-token"))))
         return Group(*lines)
+
+
+def _is_image(x: np.ndarray) -> bool:
+    return x.ndim >= 2 and min(x.shape[-2:]) >= 2
 
 
 def _np(v: Any) -> np.ndarray:

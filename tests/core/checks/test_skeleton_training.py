@@ -1,6 +1,5 @@
 """seed, zero-input, overfit-batch and grad-flow: each fires on a buggy model and passes its fix."""
 import math
-import threading
 
 import pytest
 import torch
