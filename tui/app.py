@@ -7,8 +7,9 @@ Quitting is bounded: ``q`` while a job runs asks first (``QuitScreen``); then ev
 for, training at most ``shutdown.GRACE_S`` (it writes its checkpoint at its next step), the rest briefly. A job
 still in user code after that is left behind (its thread is a daemon) and said so. Training in processes of its
 own (``tui/child_run.py``) can instead be left running: the question's "detach". SIGTERM, SIGHUP and SIGINT quit
-the same way without asking (SIGHUP detaches such a run: the terminal went away, nobody chose to stop it). After the app has exited, ``run_app`` prints the session's run and how to
-resume it; the CLI then ends the process at once (``shutdown.fast_exit``).
+the same way without asking (SIGHUP detaches such a run: the terminal went away, nobody chose to stop it). After
+the app has exited, ``run_app`` prints the session's run and how to resume it; the CLI then ends the process at
+once (``shutdown.fast_exit``).
 """
 from __future__ import annotations
 

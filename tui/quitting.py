@@ -30,7 +30,7 @@ def question(kind: str, state: RunState, apart: bool = False) -> str:
 
 
 def apart_line(run_dir: str | None, pid: int | None, step: int, total: int, log: str | Path | None,
-               paused: bool = False, detached: bool = True) -> str:
+               paused: bool = False, detached: bool = True, file: str | Path | None = None) -> str:
     """After the app left a run in processes of its own: detached (it goes on), or still stopping by itself."""
     of = f" of {total:,}" if total else ""
     if run_dir is None:
@@ -40,7 +40,7 @@ def apart_line(run_dir: str | None, pid: int | None, step: int, total: int, log:
     where = f"run {run_dir} (pid {pid}, step {step:,}{of}"
     if not detached:
         return (f"recipe-tui: {where}) is still stopping in its own processes: it writes its checkpoint and ends by "
-                f"itself; then continue it with: {resume_command(run_dir)}")
+                f"itself; then continue it with: {resume_command(run_dir, file)}")
     pause = "; paused: press p after re-attaching, or write `run` into its control file" if paused else ""
     control = shlex.quote(str(Path(run_dir) / "control"))
     return (f"recipe-tui: {where}) goes on in processes of its own{pause}. Opening the app again re-attaches to it; "

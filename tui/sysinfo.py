@@ -65,9 +65,9 @@ class SysSampler:
 
 
 def format_reading(r: SysReading) -> str:
-    """Each GPU (``GPU0 87% 12.3/80G 64°C 310W``), else ``CPU 42% RAM 3.1/15.6G``; then the run's memory: ``proc 1.2G`` (this
-    process) or ``run 1.2G`` (a followed run's processes), with ``+3.0G GPU`` when it holds GPU memory.
-    Empty when nothing is known."""
+    """Each GPU (``GPU0 87% 12.3/80G 64°C 310W``), else ``CPU 42% RAM 3.1/15.6G``; then the run's memory:
+    ``proc 1.2G`` (this process) or ``run 1.2G`` (a followed run's processes), with ``+3.0G GPU`` when it holds
+    GPU memory. Empty when nothing is known."""
     parts = []
     if r.gpus:
         parts += [format_gpu(g, short=True) for g in r.gpus]

@@ -86,6 +86,7 @@ async def test_two_processes_from_the_app_paused_detached_then_reattached_and_st
     async with app2.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: logged(app2, "re-attached to"), timeout=30, what="the second app to re-attach")
         assert app2.home.apart.pid == writer and app2.home.state.status == "paused", "left paused, shown paused"
+        assert app2.home.apart.top == child.popen.pid, "its processes, from rank 0 up through torchrun"
         await pilot.press("p")
         await wait_for(pilot, lambda: logged(app2, "resumed at step"), what="the group to resume")
         at = app2.home.state.step
@@ -118,6 +119,18 @@ async def test_T_trains_in_a_process_of_its_own_and_stop_and_quit_writes_a_check
     line, = app.exit_lines
     assert f"stopped at step {events[-1].step:,}" in line and "recipe-tui train --resume" in line
     assert child.popen.wait(timeout=30) == 130 and leftovers(runs) == []
+
+
+async def test_a_child_killed_mid_run_is_shown_interrupted(tmp_path):
+    recipes = make_recipes(tmp_path, steps=1_000_000, extra=False)
+    app = RecipeApp(file=recipes, runs=tmp_path / "runs")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("T")
+        await wait_for(pilot, lambda: app.home.state.step >= 20, timeout=60, what="steps from the child")
+        app.home.apart.popen.kill()  # as the OOM killer would
+        await wait_for(pilot, lambda: app.home.jobs.current is None, timeout=30, what="the job to end")
+        assert app.home.state.status == "interrupted" and app.home.sampler.pid is None
+        assert logged(app, "(exit code -9) without recording how the run ended")
 
 
 async def test_a_child_that_fails_before_its_run_starts_says_why(tmp_path):
@@ -206,7 +219,8 @@ def test_status_line_reads_each_gpu_and_a_child_runs_process_tree(monkeypatch):
         proc.wait()
     sampler.close()
     g0, g1 = tree.gpus
-    assert (g0.util, g0.temperature, g0.power, g0.process_mem) == (97.0, 71.0, 612.4, 3 * 2**30), "the rank's, not pid 1's"
+    assert (g0.util, g0.temperature, g0.power) == (97.0, 71.0, 612.4)
+    assert g0.process_mem == 3 * 2**30, "the rank's GPU memory, not pid 1's"
     assert app_only.gpus[0].process_mem is None and not app_only.tree, "the app's own process holds no GPU memory"
     assert tree.tree and abs(tree.process_rss - expected) < 8 * 2**20
     text = format_reading(tree)

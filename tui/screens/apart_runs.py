@@ -63,7 +63,7 @@ class ApartRuns(_Base):
         if message.history is None:
             n = self.exp.train.nproc
             self.run_log.add(f"training in {f'{n} processes (torchrun)' if n > 1 else 'a process of its own'}, "
-                             f"pid {child.pid}; its output: {short_path(str(child.log_path))}; q can leave it running")
+                             f"pid {child.top}; its output: {short_path(str(child.log_path))}; q can leave it running")
             return
         state, job = message.history, self.jobs.current
         if job is not None and job.control.pause.is_set() and state.active:
@@ -71,7 +71,7 @@ class ApartRuns(_Base):
         self.show_run(state)
         self.session_run, self.last_checkpoint = str(child.run_dir), message.checkpoint
         self.run_log.add(f"re-attached to {short_path(str(child.run_dir))} at step {state.step:,}: it was still "
-                         f"training in processes of its own (pid {child.pid}); s stops it, p pauses it, q can leave "
+                         f"training in processes of its own (pid {child.top}); s stops it, p pauses it, q can leave "
                          "it running again")
 
     def apart_ended(self) -> None:

@@ -138,8 +138,8 @@ class RunScreen(Screen[None]):
         stuck = await self.jobs.wait()
         self.drain(everything=True)
         if apart is not None and (detach or not apart.ended()):
-            line = quitting.apart_line(apart.run_dir and short_path(str(apart.run_dir)), apart.pid, self.state.step,
-                                       self.state.total, apart.log_path, paused, detach)
+            line = quitting.apart_line(apart.run_dir and short_path(str(apart.run_dir)), apart.top, self.state.step,
+                                       self.state.total, apart.log_path, paused, detach, file)
             return [line]  # its follower only reads: nothing of the run is left behind in this process
         lines = []
         for job, thread in stuck:
@@ -254,6 +254,8 @@ class RunScreen(Screen[None]):
         job = self.jobs.current
         if self.state.active or (job is not None and job.kind == "train"):
             return  # a new run started meanwhile: its curves win
+        if self.session_run and Path(message.run_dir) == Path(self.session_run):
+            return  # this session followed it (re-attached) and shows it already
         self.show_run(message.state)
         self.history_shown(message)
 
