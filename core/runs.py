@@ -11,19 +11,15 @@ Read from each run's summary.json (core/runsummary.py); runs without one are rep
 from __future__ import annotations
 
 import json
-import os
-import socket
-import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .config import ConfigError, Experiment, experiment_from_dict
 from .events import Event, event_from_dict
 from .rundir import CONFIG, EVENTS
-from .runsummary import RunSummary, read_summary, summary_from_events
+from .runsummary import RunSummary, read_summary, summary_from_events, writer_alive
 
 STATUSES = ("completed", "stopped", "failed", "running", "interrupted")
-STALE_S = 3600.0  # a "running" run whose writer cannot be asked (another host) and that wrote nothing for this long
 HIDDEN = ("name", "base_dir", "source", "description")  # not configuration: never a difference
 
 
@@ -100,24 +96,7 @@ def _status(s: Mapping[str, Any], run_dir: Path) -> str:
     status = s.get("status", "running")
     if status != "running":
         return status if status in STATUSES else "failed"
-    return "running" if _writer_alive(s, run_dir) else "interrupted"
-
-
-def _writer_alive(s: Mapping[str, Any], run_dir: Path) -> bool:
-    """Is the process that writes this run still at it? Asked directly on this host (its pid, started no later
-    than the run); for a run written elsewhere, whether events.jsonl changed within ``STALE_S``."""
-    pid, host = s.get("pid"), s.get("host")
-    if pid and host == socket.gethostname():
-        import psutil
-        try:
-            started = psutil.Process(int(pid)).create_time()
-        except (psutil.Error, ValueError):
-            return False
-        return started <= (s.get("started") or time.time()) + 1.0
-    try:
-        return time.time() - os.path.getmtime(run_dir / EVENTS) < STALE_S
-    except OSError:
-        return False
+    return "running" if writer_alive(s, run_dir) else "interrupted"
 
 
 # ----------------------------------------------------------------------------- configuration differences

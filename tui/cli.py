@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="recipe-tui", description="Karpathy's recipe for training neural networks, in the terminal.")
     common(parser, sub=False)
+    parser.add_argument("--set", dest="app_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="the app: override a key of the experiment it opens, e.g. train.nproc=2")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = subs.add_parser("list", help="list the experiments and checklist items of the recipes file")
@@ -109,8 +111,11 @@ def _closed_pipe() -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from recipe_tui.core.config import load_recipes
+    from recipe_tui.core.config import ConfigError, load_recipes
 
+    if args.command and args.app_overrides:
+        raise ConfigError(f"--set before the command sets a key for the app; for {args.command} put it after the "
+                          f"command: recipe-tui {args.command} --set {args.app_overrides[0]}.")
     if args.command == "watch":
         from .app import run_app
         from .bridge import watch_target
@@ -126,10 +131,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _check(recipes, args)
     if args.command == "runs":
         return _runs(recipes, args)
-    exp = recipes.experiment(args.recipe)  # validate before the app opens
+    from recipe_tui.core.config import apply_overrides
+    exp = apply_overrides(recipes.experiment(args.recipe), args.app_overrides)  # validate before the app opens
     from .app import run_app
     need_terminal()
-    return run_app(file=args.file, recipe=exp.name, runs=args.runs)
+    return run_app(file=args.file, recipe=exp.name, runs=args.runs, overrides=tuple(args.app_overrides))
 
 
 def need_terminal() -> None:

@@ -67,3 +67,14 @@ class SideJobEnded(Message, bubble=False):
     """A job that ran beside the foreground one (stage-1 data checks during training) returned."""
 
     job_id: int
+
+
+@dataclass
+class RunFollowed(Message, bubble=False):
+    """A run in processes of its own (``tui/child_run.py``) is followed: its run dir is known. ``history``: a
+    re-attached run's recorded events folded into one state, ``checkpoint`` its last checkpoint's step; None for a
+    run this app just started (its events all come through the queue)."""
+
+    child: Any  # child_run.ChildRun
+    history: RunState | None
+    checkpoint: int | None
