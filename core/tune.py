@@ -4,10 +4,11 @@ tagged run dir, reports each evaluation's validation loss (the pruner may stop i
 
 The study lives in a storage several workers share: by default a journal file in the recipe's runs dir
 (``tune-<digest>/journal.log``), else ``tune.storage`` (a journal file path, or an RDB URL such as
-``sqlite:///tune.db`` or ``postgresql://…``). Its name is ``<recipe>-tune-<digest>`` (the digest of the experiment
-and the plan) unless ``tune.study`` names it, so running the item again continues the same study: the finished
-trials stay, and the budget (``tune.trials``) counts them. A trial stopped part-way (``s``, ctrl+c, a killed worker)
-is tried again, with the same parameters, by the next worker that starts.
+``sqlite:///tune.db`` or ``postgresql://…``). Its name is ``<recipe>-tune-<digest>`` (the digest of the
+experiment, the trials' steps and the space) unless ``tune.study`` names it, so running the item again (with a larger
+budget, another sampler) continues the same study: the finished trials stay, and the budget (``tune.trials``) counts
+them. A trial stopped part-way (``s``, ctrl+c, a killed worker) is tried again, with the same parameters, by the
+next worker that starts.
 
 Workers on one machine take trials under a file lock beside the storage, so they never start more trials than the
 budget; on an RDB server shared by several machines (no common file to lock) the study can end a trial or two over
@@ -42,7 +43,9 @@ class StudyPlace:
 
 def study_place(exp: Experiment, runs_root: str | Path, create: bool = True) -> StudyPlace:
     plan = exp.tune
-    key = digest(exp, KIND, plan.trials, plan.steps, plan.sampler, plan.pruner, space_of(exp))
+    # what a trial is (the experiment, its steps, the space); not the budget, sampler or pruner: raising tune.trials
+    # or switching to TPE continues the same study
+    key = digest(exp, KIND, plan.steps or exp.train.steps, space_of(exp))
     default = f"{exp.name}-{KIND}-{key}"
     name = plan.study or default
     named = hashlib.sha256(name.encode()).hexdigest()[:8]  # a study named by the user: a folder of its own

@@ -111,3 +111,20 @@ def test_train_forever_stops_cleanly_with_its_best_checkpoint(tmp_path):
     assert "(open-ended)" in err and "ETA" not in err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["total_steps"] == 0 and summary["status"] == "stopped"
+
+
+def test_tune_on_an_rdb_storage_by_name_continues_the_same_study(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'tune.db'}"
+    args = ["--recipe", "digits-mlp", "--runs", str(tmp_path / "runs"), "--set", "tune.steps=30", "--json"]
+    assert main(["tune", "--storage", db, "--study", "lr-search", "--set", "tune.trials=2", *args]) == 0
+    first = json.loads(capsys.readouterr().out)["items"][0]["metrics"]
+    assert first["study"] == "lr-search" and first["storage"] == db and len(first["trials"]) == 2
+    import optuna
+    assert len(optuna.load_study(study_name="lr-search", storage=db).trials) == 2
+    # the same study through the check and the plan's keys, with a larger budget: one more trial, the two kept
+    assert main(["check", "tune", "--set", f'tune.storage="{db}"', "--set", 'tune.study="lr-search"',
+                 "--set", "tune.trials=3", *args]) == 0
+    again = json.loads(capsys.readouterr().out)["items"][0]["metrics"]
+    assert sorted(t["trial"] for t in again["trials"]) == [0, 1, 2]
+    assert {t["trial"]: t["val_loss"] for t in first["trials"]}.items() <= {t["trial"]: t["val_loss"]
+                                                                          for t in again["trials"]}.items()

@@ -137,6 +137,8 @@ def test_tune_eight_random_trials_find_a_configuration_at_least_as_good_as_the_r
     assert best.train.lr == pytest.approx(m["best"]["train.lr"]) and best.model.width == m["best"]["model.width"]
     again, rows = run("tune", exp, tmp_path)  # the same study: nothing left to run
     assert [t["trial"] for t in again.metrics["trials"]] == [t["trial"] for t in trials] and len(rows) == 8
+    more, rows = run("tune", digits(**{"tune.trials": 9, "tune.steps": 200}), tmp_path)  # a larger budget: one more
+    assert more.metrics["study"] == m["study"] and sorted(t["trial"] for t in more.metrics["trials"]) == list(range(9))
 
 
 def test_a_stopped_tune_keeps_its_trials_and_the_next_run_retries_the_interrupted_one(tmp_path):
