@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import Experiment
+from .config import ConfigError, Experiment
 from .stage_runs import digest, item_dir
 from .tune_space import recipe_point, space_of
 
@@ -63,8 +63,12 @@ def open_study(exp: Experiment, place: StudyPlace, worker: int = 0) -> Any:
     study: two workers, or a re-run, never replay one random sequence."""
     import optuna
 
-    storage = _storage(place)
-    study = optuna.create_study(study_name=place.name, storage=storage, direction="minimize", load_if_exists=True)
+    try:
+        storage = _storage(place)
+        study = optuna.create_study(study_name=place.name, storage=storage, direction="minimize", load_if_exists=True)
+    except Exception as exc:  # a bad URL, a missing database driver, an unwritable path: bad configuration
+        raise ConfigError(f"tune.storage: cannot open the study '{place.name}' in {place.storage}: "
+                          f"{type(exc).__name__}: {exc}".rstrip(".") + ".") from None
     seed = int.from_bytes(hashlib.sha256(repr((exp.train.seed, place.name, len(study.trials), worker,
                                                 socket.gethostname())).encode()).digest()[:4], "big")
     sampler = (optuna.samplers.TPESampler(seed=seed) if exp.tune.sampler == "tpe"
@@ -87,7 +91,10 @@ def best_trial(exp: Experiment, runs_root: str | Path) -> tuple[dict[str, Any], 
     try:
         study = optuna.load_study(study_name=place.name, storage=_storage(place))
     except KeyError:
-        return None
+        return None  # no such study yet
+    except Exception as exc:
+        raise ConfigError(f"tune.storage: cannot read the study '{place.name}' in {place.storage}: "
+                          f"{type(exc).__name__}: {exc}".rstrip(".") + ".") from None
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:
         return None

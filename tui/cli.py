@@ -300,12 +300,14 @@ class TrainProgress:
             self.val = {"val_loss": event.loss, **{f"val_{k}": v for k, v in event.metrics.items()}}
         elif kind == "step":
             self.step = event.step
-            pct = int(100 * event.step / max(1, self.total)) if self.total else event.step // 100  # open-ended: a line per 1k
+            # open-ended (total 0): a "percent" per 100 steps, so a line every 1,000 steps when not on a terminal
+            pct = int(100 * event.step / max(1, self.total)) if self.total else event.step // 100
             rate = (event.step - self.start_step) / max(1e-9, time.perf_counter() - self.t0)
             eta = (self.total - event.step) / rate if rate > 0 else 0
             extra = "".join(f" {k} {v:.4f}" for k, v in self.val.items())
             where = f"{event.step}/{self.total} ({pct}%)" if self.total else f"{event.step} (open-ended)"
-            line = f"step {where} loss {event.loss:.4f}{extra} {rate:.0f} steps/s" + (f" ETA {eta:.0f}s" if self.total else "")
+            line = f"step {where} loss {event.loss:.4f}{extra} {rate:.0f} steps/s" \
+                + (f" ETA {eta:.0f}s" if self.total else "")
             if self.tty:
                 self.tty = _rewrite_line(line)
             elif pct // 10 != self.last_pct // 10:

@@ -32,10 +32,6 @@ def check(ctx: CheckContext) -> Verdict:
     place = study_place(ctx.exp, ctx.runs_root)
     study = open_study(ctx.exp, place, worker=0)
     work(ctx, study, place, shown=set())
-    if ctx.stop.is_set():
-        rows = trial_rows(study, space_of(ctx.exp), ctx.task.metric)
-        return Verdict("skip", f"stopped after {len(rows)} of {ctx.exp.tune.trials} trials; they stay in the study "
-                       f"'{place.name}' and a re-run continues it.", metrics(ctx, place, rows, None))
     return summarise(ctx, study, place)
 
 
@@ -81,9 +77,13 @@ def metrics(ctx: CheckContext, place: StudyPlace, rows: list[dict[str, Any]], sn
 
 
 def summarise(ctx: CheckContext, study: Any, place: StudyPlace) -> Verdict:
-    """The verdict on the study as it stands (also what `recipe-tui tune --workers N` prints at the end)."""
+    """The verdict on the study as it stands (also what `recipe-tui tune --workers N` prints at the end); a skip
+    when the job was stopped."""
     space = space_of(ctx.exp)
     rows = trial_rows(study, space, ctx.task.metric)
+    if ctx.stop.is_set():
+        return Verdict("skip", f"stopped after {len(rows)} of {ctx.exp.tune.trials} trials; they stay in the study "
+                       f"'{place.name}' and a re-run continues it.", metrics(ctx, place, rows, None))
     done = [r for r in rows if r["status"] == "completed"]
     counts = ", ".join(f"{sum(r['status'] == s for r in rows)} {s}" for s in ("completed", "pruned", "failed")
                        if any(r["status"] == s for r in rows))

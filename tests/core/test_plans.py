@@ -128,3 +128,19 @@ def test_tune_on_an_rdb_storage_by_name_continues_the_same_study(tmp_path, capsy
     assert sorted(t["trial"] for t in again["trials"]) == [0, 1, 2]
     assert {t["trial"]: t["val_loss"] for t in first["trials"]}.items() <= {t["trial"]: t["val_loss"]
                                                                           for t in again["trials"]}.items()
+
+
+def test_the_bayesian_toolbox_is_optunas_tpe(tmp_path, capsys, monkeypatch):
+    import optuna
+
+    made = []
+    original = optuna.samplers.TPESampler.__init__
+
+    def spy(self, *args, **kwargs):
+        made.append(kwargs.get("seed"))
+        original(self, *args, **kwargs)
+    monkeypatch.setattr(optuna.samplers.TPESampler, "__init__", spy)
+    assert main(["check", "tune", "--recipe", "digits-mlp", "--runs", str(tmp_path), "--set", 'tune.sampler="tpe"',
+                 "--set", "tune.trials=3", "--set", "tune.steps=30", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["items"][0]
+    assert made and result["metrics"]["sampler"] == "tpe" and len(result["metrics"]["trials"]) == 3

@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from skeleton_zoo import experiment, zoo
+
 from recipe_tui.core.checks import CheckContext, run_check
 from recipe_tui.core.config import apply_values, load_recipes, shipped_recipes_path
 from recipe_tui.core.control import RunControl
@@ -80,6 +82,19 @@ def test_regularize_on_an_overparameterised_mlp_narrows_the_gap_and_keeps_each_r
     assert [r["val_loss"] for r in again.metrics["rungs"]] == [r["val_loss"] for r in rungs]
 
 
+def test_a_stopped_ladder_keeps_its_finished_rungs_and_a_re_run_picks_them_up(tmp_path):
+    exp = digits(**{"train.steps": 60, "regularize.rungs": ["dropout", "weight-decay"]})
+    res, rows = run("regularize", exp, tmp_path, stop_when=lambda e: isinstance(e, CheckRow) and len(e.row) and
+                    e.row["label"] == "dropout 0.1")
+    assert res.status == "skip" and "stopped after 2 of 6 rungs" in res.summary
+    assert [r["label"] for r in res.metrics["rungs"]] == ["the recipe", "dropout 0.1"]
+    done = {r["run_dir"] for r in res.metrics["rungs"]}
+    res, rows = run("regularize", exp, tmp_path)
+    assert res.status in ("pass", "warn") and len(res.metrics["rungs"]) == 6
+    assert [r["reused"] for r in res.metrics["rungs"]] == [True, True, False, False, False, False]
+    assert {r["run_dir"] for r in res.metrics["rungs"][:2]} == done
+
+
 def test_regularize_skips_what_does_not_apply_and_says_why(tmp_path):
     exp = digits(**{"train.steps": 30, "regularize.rungs": ["batch-size", "dropout"], "regularize.dropout": [0.1]})
     res, _ = run("regularize", exp.replace("model", name="linear"), tmp_path)
@@ -89,6 +104,12 @@ def test_regularize_skips_what_does_not_apply_and_says_why(tmp_path):
     res, _ = run("regularize", bn, tmp_path)
     rungs = {r["label"]: r for r in res.metrics["rungs"]}
     assert rungs["batch size 32"]["status"] == "completed" and "BatchNorm" in rungs["dropout 0.1"]["note"]
+    # a factory model: what the recipe controls outside its code
+    mine = apply_values(experiment(zoo("mlp"), train={"steps": 30}), {"regularize.rungs": ["dropout", "weight-decay"],
+                                                                     "regularize.weight_decay": [1e-3]})
+    res, _ = run("regularize", mine, tmp_path)
+    rungs = {r["label"]: r for r in res.metrics["rungs"]}
+    assert "factory model" in rungs["dropout"]["note"] and rungs["weight decay 0.001"]["status"] == "completed"
 
 
 def test_augmentation_presets_are_reproducible_and_token_dropout_spares_padding(tmp_path):
@@ -139,6 +160,15 @@ def test_tune_eight_random_trials_find_a_configuration_at_least_as_good_as_the_r
     assert [t["trial"] for t in again.metrics["trials"]] == [t["trial"] for t in trials] and len(rows) == 8
     more, rows = run("tune", digits(**{"tune.trials": 9, "tune.steps": 200}), tmp_path)  # a larger budget: one more
     assert more.metrics["study"] == m["study"] and sorted(t["trial"] for t in more.metrics["trials"]) == list(range(9))
+    # the ensemble of the best three trials, as they are: nothing is trained
+    top = [t for t in more.metrics["trials"] if t["status"] == "completed"][:3]
+    ens, _ = run("ensemble", digits(**{"tune.trials": 9, "tune.steps": 200, "ensemble.members": "trials",
+                                       "ensemble.size": 3}), tmp_path)
+    members = ens.metrics["members"][:3]
+    assert [r["member"] for r in members] == [f"trial {t['trial']}" for t in top]
+    assert [r["run_dir"] for r in members] == [t["run_dir"] for t in top]
+    assert [r["val_loss"] for r in members] == pytest.approx([t["val_loss"] for t in top], rel=1e-4)
+    assert len(list_runs(tmp_path, exp.name)) == 9 and ens.status == "pass"
 
 
 def test_a_stopped_tune_keeps_its_trials_and_the_next_run_retries_the_interrupted_one(tmp_path):
@@ -279,3 +309,42 @@ def test_an_open_ended_run_stopped_and_resumed_keeps_its_best_checkpoint(tmp_pat
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+@pytest.mark.slow
+def test_a_stop_reaches_every_worker_and_the_next_run_retries_their_trials(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from recipe_tui.core.tune import open_study, study_place
+    cmd = [sys.executable, "-m", "recipe_tui.tui.cli", "tune", "--recipe", "digits-mlp", "--runs", str(tmp_path),
+           "--workers", "2", "--set", "tune.trials=30", "--set", "tune.steps=1500", "--set", "tune.pruner=\"none\"",
+           "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    exp = digits(**{"tune.trials": 30, "tune.steps": 1500, "tune.pruner": "none"})
+    place = study_place(exp, tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until both workers are in a trial, one of them finished
+        time.sleep(0.5)
+        if Path(place.storage).is_file():
+            states = [t.state.name for t in open_study(exp, place).trials]
+            if states.count("COMPLETE") >= 1 and states.count("RUNNING") == 2:
+                break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    result = json.loads(out)["items"][0]
+    study = open_study(exp, place)
+    stopped = [t for t in study.trials if t.state.name == "FAIL"]
+    assert proc.returncode == 130 and result["status"] == "skip" and "a re-run continues it" in result["summary"]
+    assert len(stopped) == 2 and not [t for t in study.trials if t.state.name == "RUNNING"]
+    assert all("reason" not in t.user_attrs for t in stopped), "stopped part-way: to be tried again"
+    done = sum(t.state.name == "COMPLETE" for t in study.trials)
+    again = digits(**{"tune.trials": done + 2, "tune.steps": 1500, "tune.pruner": "none"})
+    res, _ = run("tune", again, tmp_path)
+    study = open_study(again, study_place(again, tmp_path))
+    retries = {t.user_attrs["retry_of"]: t.params for t in study.trials if "retry_of" in t.user_attrs}
+    assert res.status == "pass" and retries == {t.number: t.params for t in stopped}
