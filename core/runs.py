@@ -16,11 +16,13 @@ from typing import Any, Iterator, Mapping
 
 from .config import ConfigError, Experiment, experiment_from_dict
 from .events import Event, event_from_dict
+from .plans import PLANS
 from .rundir import CONFIG, EVENTS
 from .runsummary import RunSummary, read_summary, summary_from_events, writer_alive
 
 STATUSES = ("completed", "stopped", "failed", "running", "interrupted")
-HIDDEN = ("name", "base_dir", "source", "description")  # not configuration: never a difference
+# Not configuration of a run: never a difference (the stage 4–6 plans say what the items train, not how a run trains).
+HIDDEN = ("name", "base_dir", "source", "description", *PLANS)
 
 
 def list_runs(runs_root: str | Path, recipe: str, exp: Experiment | None = None) -> list[dict[str, Any]]:
@@ -40,7 +42,7 @@ def run_row(run_dir: Path, recipe_flat: Mapping[str, Any] | None = None) -> dict
     changes: dict[str, Any] = {}
     if recipe_flat is not None:
         try:
-            changes = config_changes(_normalised(json.loads((run_dir / CONFIG).read_text())), recipe_flat)
+            changes = config_changes(normalised(json.loads((run_dir / CONFIG).read_text())), recipe_flat)
         except (OSError, ValueError):
             changes = {}
     return {
@@ -54,7 +56,7 @@ def run_row(run_dir: Path, recipe_flat: Mapping[str, Any] | None = None) -> dict
     }
 
 
-def _normalised(run_config: Any) -> Any:
+def normalised(run_config: Any) -> Any:
     """The run's config with today's defaults filled in (a run from before a key existed used its default)."""
     try:
         return experiment_from_dict(run_config).to_dict()

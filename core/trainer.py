@@ -28,6 +28,7 @@ from .data import TensorPairs, iter_batches
 from .distributed import Group, rank_seed, shard
 from .events import Checkpoint, Eval, Failed, Finished, LogLine, Step
 from .gpu_options import Placement
+from .open_ended import BEST, OpenEnded
 from .probe import PredictionProbe
 from .stopping import EarlyStop
 from .tasks import Task, first_tensor, task_of
@@ -115,7 +116,7 @@ class BatchStream:
 
 class Trainer:
     def __init__(self, model: nn.Module, task: str | Task, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
-                 control: RunControl | None = None, save: Callable[[dict[str, Any]], Any] | None = None,
+                 control: RunControl | None = None, save: Callable[..., Any] | None = None,
                  device: torch.device | None = None, group: Group | None = None, info: "DataInfo | None" = None):
         self.device = device or resolve_device(cfg.device)
         self.group = group or Group.single()
@@ -148,6 +149,7 @@ class Trainer:
         # and early stopping run at evaluations.
         self.wiggle = WiggleWatch()
         self.early = EarlyStop(cfg.early_stop, cfg.early_stop_delta)
+        self.forever = OpenEnded(cfg.steps == 0)  # train.steps = 0: until stopped, best.pt beside the last checkpoint
         self.probe = PredictionProbe(self.task, val_data, cfg.predictions, info) \
             if val_data is not None and cfg.predictions > 0 and len(val_data) > 0 and self.group.is_main else None
 
@@ -158,7 +160,8 @@ class Trainer:
         state = {"step": self.step, "evaluated_step": self.evaluated_step,
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "wiggle": self.wiggle.state_dict(), "early_stop": self.early.state_dict()}
+                 "wiggle": self.wiggle.state_dict(), "early_stop": self.early.state_dict(),
+                 "open_ended": self.forever.state_dict()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         if self.group.distributed:
@@ -185,6 +188,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"].cpu())
         self.wiggle.load_state_dict(state.get("wiggle", {}))
         self.early.load_state_dict(state.get("early_stop", {}))
+        self.forever.load_state_dict(state.get("open_ended", {}))
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         if self.group.distributed:
@@ -201,19 +205,22 @@ class Trainer:
         elif self.group.rank > 0:
             seed_everything(rank_seed(self.cfg.seed + self.step, self.group.rank))
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, best: bool = False) -> None:
+        """The last checkpoint; ``best``: the open-ended run's best so far (``best.pt``, not what a resume reads)."""
         if self.save is None and not self.group.distributed:
             return
         state = self.state_dict()  # under torchrun every rank takes part in gathering it; rank 0 saves it
         if self.save is None:
             return
         try:
-            path = self.save(state)
+            path = self.save(state, BEST) if best else self.save(state)
         except OSError as exc:  # disk full, read-only: say so and train on; the previous checkpoint is intact
             kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
             self.emit(LogLine(f"checkpoint at step {self.step} not written: {exc.strerror or exc}; the previous "
                               f"checkpoint ({kept}) is intact", level="warning"))
             return
+        if best:
+            return  # not the checkpoint a resume reads: no Checkpoint event (summary.json has the best step)
         self.saved_step = self.step
         self.emit(Checkpoint(step=self.step, path=str(path)))
 
@@ -281,7 +288,8 @@ class Trainer:
         resumed_at = self.step if self.step > 0 else -1
         recent: list[torch.Tensor] = []  # this log interval's losses, detached: read once, on the log step
         last_eval: Eval | None = None
-        while self.step < cfg.steps:
+        end = cfg.steps or math.inf  # 0: open-ended
+        while self.step < end:
             stop, pause = self._flags()
             if stop:
                 break
@@ -294,6 +302,8 @@ class Trainer:
             if self.val_data is not None and self.step % cfg.eval_every == 0 and self.step > 0 \
                     and self.evaluated_step != self.step:
                 last_eval = self.evaluate()
+                if last_eval is not None and self.forever.enabled:
+                    self.forever.after_eval(self, last_eval)  # best.pt; says when val loss levels off
                 if last_eval is not None and self.early.update(last_eval):
                     self.emit(LogLine(self.early.message(), level="info"))
                     break
@@ -353,7 +363,7 @@ class Trainer:
 
     def _finish(self, last_eval: Eval | None) -> Finished:
         early = self.early.stopped_at == self.step
-        stopped = self.step < self.cfg.steps and not early
+        stopped = (not self.cfg.steps or self.step < self.cfg.steps) and not early
         final: dict[str, float] = {"loss": self.last["loss"]} if self.last["loss"] is not None else {}
         ev = last_eval if early else None
         if self.val_data is not None and not stopped and ev is None:

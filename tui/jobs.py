@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerState
 
 from recipe_tui.core.config import Experiment
 from recipe_tui.core.control import RunControl
-from recipe_tui.core.events import CheckResult, CheckStarted, Event, LogLine
+from recipe_tui.core.events import CheckResult, CheckRow, CheckStarted, Event, LogLine
 
 from . import bridge, child_run
 from .bridge import EventQueue
@@ -197,10 +197,10 @@ def side_check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, post
 
 
 def _check_control(job: Job, post: Post) -> RunControl:
-    """The job's control, with check starts, log lines and results posted as messages (few, in order) and
-    everything else (progress) through the queue."""
+    """The job's control, with check starts, log lines, table rows and results posted as messages (few, in order)
+    and everything else (progress) through the queue."""
     def emit(event: Event) -> None:
-        if isinstance(event, (CheckStarted, LogLine, CheckResult)):
+        if isinstance(event, (CheckStarted, LogLine, CheckRow, CheckResult)):
             post(CheckReported(event))
         else:
             job.control.emit(event)

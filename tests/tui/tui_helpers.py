@@ -17,7 +17,7 @@ from rich.console import Console
 from recipe_tui.core.checks import Verdict
 from recipe_tui.core.config import shipped_recipes_path
 
-# Checks that exist only in the tests: a pass with evidence and progress, and one that raises.
+# Checks that exist only in the tests: a pass with evidence and progress, one that raises; and two manual items.
 EXTRA_ITEMS = """
 [[stage.item]]
 id = "tui-pass"
@@ -36,6 +36,16 @@ id = "tui-boom"
 title = "A check that raises"
 check = "tui-test-boom"
 guidance = "Its check raises RuntimeError."
+
+[[stage.item]]
+id = "tui-manual"
+title = "A manual item"
+guidance = "Ticked by hand (every item of the shipped recipe is automated)."
+
+[[stage.item]]
+id = "tui-manual-2"
+title = "Another manual item"
+guidance = "Ticked by hand."
 
 """
 

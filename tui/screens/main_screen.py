@@ -25,7 +25,7 @@ from textual.widgets import Tree
 
 from recipe_tui.core.checklist_state import ChecklistState
 from recipe_tui.core.config import Experiment, RecipesFile
-from recipe_tui.core.events import CheckStarted, Failed, Finished, LogLine, Progress
+from recipe_tui.core.events import CheckRow, CheckStarted, Failed, Finished, LogLine, Progress
 
 from .. import jobs
 from ..checklist_results import ChecklistResults
@@ -260,7 +260,7 @@ class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
         the losses need a model, and building one would take random numbers from the run."""
         from ..widgets.sample_browser import SampleBrowser
 
-        if self.exp.data.augment:
+        if self.exp.data.augment or self.exp.data.augmentation != "none":
             self.notify("Training is running and data.augment draws its random crops from the run's random "
                         "numbers: b opens the browser when training ends.", severity="warning", timeout=8)
             return
@@ -300,6 +300,8 @@ class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
             self.results.check_started(e)
         elif isinstance(e, LogLine):
             self.show_log(e)
+        elif isinstance(e, CheckRow):
+            self.results.check_row(e)  # a rung, a trial, a member: live in the item pane
         else:
             self.results.check_result(e)
 
