@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CheckProgress, print_results
+from .check_cli import CheckProgress, print_results
+from .cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .shutdown import run_stoppable, say
 
 POLL_S = 1.0
