@@ -95,6 +95,7 @@ def _train_as(group: "Group", exp: Experiment | None, control: RunControl, runs_
     trainer, note = None, ""
     try:
         trainer, note = _ready_trainer(group, exp, control, checkpoint, recorder, resume is not None)
+        threads = trainer.choose_threads()  # before the run dir exists: a stop meanwhile leaves none
         if recorder is not None:
             if run is None and control.stopped:
                 return TrainOutcome(None, "stopped", 0)
@@ -103,8 +104,9 @@ def _train_as(group: "Group", exp: Experiment | None, control: RunControl, runs_
         control.emit(RunStarted(run_dir=str(recorder.path) if recorder else "", recipe=exp.name,
                                 device=str(trainer.device), steps=exp.train.steps, start_step=trainer.step,
                                 params=sum(p.numel() for p in trainer.model.parameters()),
-                                world_size=group.world_size, tag=tag))
-        for line in ([note] if note else []) + _notes(group, exp, trainer):
+                                world_size=group.world_size, tag=tag, threads=threads.threads))
+        cpu = [threads.describe()] if trainer.device.type == "cpu" else []
+        for line in ([note] if note else []) + cpu + _notes(group, exp, trainer):
             control.log(line, "warning" if line == note else "info")
         result = trainer.fit()
     except ConfigError:
