@@ -61,12 +61,17 @@ section "4. steps/s: our trainer vs a plain PyTorch loop (resnet18, same options
 
 section "5. NVML readings (recipe_tui.core.gpu_monitor, what the status line shows)"
 "$PY" - <<'PY'; ran $?
-from recipe_tui.core.gpu_monitor import format_reading, read_once
+from recipe_tui.core.gpu_monitor import read_once
+from recipe_tui.tui.sysinfo import SysSampler, format_reading
 r = read_once()
 for g in r.gpus:
     print(f"GPU{g.index} {g.name}: util {g.util}%, memory {g.mem_used}/{g.mem_total} B, {g.temperature} °C, "
           f"{g.power}/{g.power_limit} W")
-print("status line:", format_reading(r))
+sampler = SysSampler()  # the status line's own sampler and format
+sampler.start()
+sampler.sample()
+print("status line:", format_reading(sampler.sample()))
+sampler.close()
 if not r.gpus:
     print("no NVML GPUs here (nothing raised): the status line shows CPU and RAM instead")
 PY

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .checklist_schema import Item, Stage, load_stages
+from .plans import PLANS, DistillConfig, EnsembleConfig, RegularizeConfig, TuneConfig, check_plans
 from .tomlfile import read_text, read_toml
-from .validate import (INT64_MAX, ConfigError, KeyPath, Locator, build, check_keys, describe, dotted, ranged, suggest,
-                       tables, tomllib, typed)
+from .validate import (INT64_MAX, MAX_BATCH, MAX_STEPS, ConfigError, KeyPath, Locator, build, check_keys, describe,
+                       dotted, plain_values, ranged, suggest, tomllib, typed)
 
 TASKS = ("classification", "language-model", "regression")
 SCHEDULES = ("constant", "cosine", "linear")
@@ -30,8 +32,6 @@ CHECK_IDS = (
     "batch-view", "baselines", "eval-mode", "grad-flow", "output-range",
     "lr-find", "capacity", "first-layer", "regularize", "tune", "ensemble", "distill",
 )
-MAX_STEPS = 1_000_000_000
-MAX_BATCH = 2**20
 BUILTIN_MODELS = ("linear", "mlp", "cnn", "char-mlp", "char-transformer")
 
 __all__ = ["ConfigError", "CHECK_IDS", "TASKS", "DataConfig", "ModelConfig", "TrainConfig", "ChecksConfig", "Experiment",
@@ -56,6 +56,8 @@ class DataConfig:
     test_fraction: float = ranged(0.0, 0.0, 1.0, hi_open=True)  # and val_fraction + test_fraction < 1
     seq_len: int = ranged(16, 2, 4_096)  # names: tokens per sequence
     augment: bool = False  # vision sources: random crop + flip on train
+    augmentation: str = "none"  # a preset on the train split: none | shift-rotate | crop-flip-colour | token-dropout
+    token_dropout: float = ranged(0.1, 0.0, 1.0, lo_open=True, hi_open=True)  # token-dropout: share of tokens replaced
     limit: int | None = ranged(None, 1, INT64_MAX)  # use at most this many training samples
     split_seed: int = ranged(0, 0, INT64_MAX)  # the train/val/test split is fixed by this, not by train.seed
 
@@ -68,6 +70,7 @@ class ModelConfig:
     width: int = ranged(128, 1, 65_536)
     depth: int = ranged(2, 1, 1_000)
     dropout: float = ranged(0.0, 0.0, 1.0, hi_open=True)
+    dropout2d: float = ranged(0.0, 0.0, 1.0, hi_open=True)  # cnn: channel dropout after each convolution block
     batchnorm: bool = False
     heads: int = ranged(4, 1, 1_024)  # char-transformer; must divide width
     context: int = ranged(3, 1, 1_024)  # char-mlp: characters of context
@@ -78,7 +81,7 @@ class ModelConfig:
 class TrainConfig:
     lr: float = ranged(3e-4, 0.0, 10.0, lo_open=True)  # "Adam with 3e-4 LR is safe"
     batch_size: int = ranged(64, 1, MAX_BATCH)
-    steps: int = ranged(2000, 1, MAX_STEPS)
+    steps: int = ranged(2000, 0, MAX_STEPS)  # 0: open-ended ("leave it training"), until stopped
     seed: int = ranged(1337, 0, INT64_MAX)
     optimizer: str = "adam"  # adam | adamw | sgd
     weight_decay: float = ranged(0.0, 0.0, 10.0)
@@ -101,6 +104,7 @@ class TrainConfig:
     early_stop_delta: float = ranged(0.0, 0.0, 1e6)  # "better" means lower by more than this
     predictions: int = ranged(8, 0, 64)  # validation examples whose predictions are recorded at each evaluation
     threads: int = ranged(0, 0, 1_024)  # torch intra-op threads on the CPU; 0 = auto (core/threads.py)
+    teacher: str | None = None  # distillation: a teacher-outputs file the distill item wrote (core/distill.py)
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,10 @@ class Experiment:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     base_dir: str = "."  # folder of the recipes file: factories import from here, relative paths start here
     source: str = ""  # the recipes file this came from, for error messages
 
@@ -154,25 +162,8 @@ class Experiment:
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
 
 
-SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "checks": ChecksConfig}
-
-# ----------------------------------------------------------------------------- checklist schema
-
-
-@dataclass(frozen=True)
-class Item:
-    id: str
-    title: str
-    check: str | None = None  # automated: the check id (one of CHECK_IDS); manual items have guidance only
-    guidance: str = ""
-
-
-@dataclass(frozen=True)
-class Stage:
-    number: int
-    title: str
-    items: tuple[Item, ...] = ()
-
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "checks": ChecksConfig,
+                             **PLANS}
 
 @dataclass(frozen=True)
 class RecipesFile:
@@ -227,7 +218,7 @@ def load_recipes(file: str | Path | None = None) -> RecipesFile:
     loc = Locator(path, text)
     check_keys(raw, {"stage", "recipe"}, (), loc)
     if "stage" in raw:
-        stages = load_stages(raw["stage"], loc)
+        stages = load_stages(raw["stage"], loc, CHECK_IDS)
     elif path.resolve() != shipped_recipes_path():
         stages = load_recipes(shipped_recipes_path()).stages  # a file of experiments only: the recipe's checklist
     else:
@@ -324,42 +315,6 @@ def parse_value(value: str) -> Any:
         return value  # bare words such as mnist or cuda:0 (and values TOML cannot read: then a type error)
 
 
-def load_stages(raw: Any, loc: Locator) -> tuple[Stage, ...]:
-    """The ``[[stage]]`` tables: titles, items with unique ids, and ``check`` naming a known check id."""
-    if not raw:
-        raise loc.error(("stage",), "expected [[stage]] tables (or none: the recipe's own checklist)")
-    seen: dict[str, int] = {}
-    stages = []
-    for n, body in enumerate(tables(raw, ("stage",), loc, "stage"), start=1):
-        path: KeyPath = ("stage", n)
-        check_keys(body, {"title", "item"}, path, loc)
-        if "title" not in body:
-            raise loc.error(path, "missing required key 'title'")
-        title = _text(body["title"], path + ("title",), loc)
-        items = []
-        for m, item_body in enumerate(tables(body.get("item", []), path + ("item",), loc, "stage.item"), start=1):
-            item = build(Item, item_body, path + ("item", m), loc)
-            _text(item.id, path + ("item", m, "id"), loc)
-            _text(item.title, path + ("item", m, "title"), loc)
-            if item.id in seen:
-                raise loc.error(path + ("item", m, "id"), f"duplicate item id '{item.id}' (also in stage {seen[item.id]})")
-            if item.check is not None and item.check not in CHECK_IDS:
-                raise loc.error(path + ("item", m, "check"), f"unknown check '{item.check}'{suggest(item.check, CHECK_IDS)}"
-                                " (leave it out for a manual item)")
-            seen[item.id] = n
-            items.append(item)
-        stages.append(Stage(number=n, title=title, items=tuple(items)))
-    return tuple(stages)
-
-
-def _text(value: Any, path: KeyPath, loc: Locator) -> str:
-    """A non-empty string."""
-    text = typed(value, str, path, loc)
-    if not text.strip():
-        raise loc.error(path, "must not be empty")
-    return text
-
-
 def _load_experiment(name: str, body: Any, base_dir: str, loc: Locator, path: KeyPath) -> Experiment:
     check_keys(body, {"task", "description", *SECTIONS}, path, loc)
     task = typed(body.get("task", "classification"), str, path + ("task",), loc)
@@ -388,6 +343,7 @@ def _check_experiment(sections: dict[str, Any], loc: Locator, path: KeyPath) -> 
         raise loc.error(path + ("data", "test_fraction"), f"val_fraction + test_fraction must be below 1, got "
                         f"{data.val_fraction:g} + {data.test_fraction:g}: nothing would be left to train on")
     _check_capacities(sections, loc, path)
+    check_plans(sections, SECTIONS, loc, path, _check_experiment)
     if model.name == "char-transformer" and model.width % model.heads:
         raise loc.error(path + ("model", "heads"), f"{model.heads} heads do not divide model.width {model.width} "
                         "(each head gets width / heads channels)")
@@ -408,12 +364,7 @@ def _check_capacities(sections: dict[str, Any], loc: Locator, path: KeyPath) -> 
             fixed = {"name", "factory", "kwargs"} & set(entry)
             if fixed:
                 raise loc.error(where_ + (sorted(fixed)[0],), "cannot change between capacities (only sizes can)")
-            build(ModelConfig, {**_plain(model), **entry}, where_, loc)
-
-
-def _plain(section: Any) -> dict[str, Any]:
-    """A section's values as a raw table, without the keys left at None."""
-    return {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
+            build(ModelConfig, {**plain_values(model), **entry}, where_, loc)
 
 
 def _one_of(section: Any, keys: tuple[str, ...], path: KeyPath, loc: Locator) -> None:

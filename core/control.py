@@ -67,9 +67,28 @@ class RunControl:
         """The same stop and pause, events going to ``emit`` only."""
         return replace(self, emit=emit)
 
+    def linked(self) -> "RunControl":
+        """A control for one part of this job (a trial, a rung) that can be stopped on its own (a pruned trial);
+        stopping the job stops it too. Events and pause are the job's."""
+        return replace(self, stop=LinkedStop(self.stop))
+
     def watching(self, path: str | Path) -> "RunControl":
         """The same control, also driven by the control file ``path`` (see ``ControlFile``)."""
         return replace(self, poll=ControlFile(path, self).poll)
+
+
+class LinkedStop(threading.Event):
+    """Set on its own, or once ``parent`` is set: the stop of one part of a job."""
+
+    def __init__(self, parent: threading.Event) -> None:
+        super().__init__()
+        self.parent = parent
+
+    def is_set(self) -> bool:
+        return super().is_set() or self.parent.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.parent.is_set() or super().wait(timeout) or self.parent.is_set()
 
 
 class ControlFile:

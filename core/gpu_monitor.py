@@ -35,15 +35,25 @@ class MachineReading:
     pid: int
 
 
-def process_memory(pid: int | None = None, children: bool = False) -> int:
-    """Resident memory of ``pid`` (default: this process), plus its descendants' when ``children``; 0 if gone."""
+def _processes(pid: int | None, children: bool) -> list[Any]:
+    """``pid`` (default: this process) and, when ``children``, its descendants; [] when it is gone."""
     import psutil
 
     try:
         proc = psutil.Process(pid)
-        procs = [proc] + (proc.children(recursive=True) if children else [])
+        return [proc] + (proc.children(recursive=True) if children else [])
     except psutil.Error:
-        return 0
+        return []
+
+
+def process_memory(pid: int | None = None, children: bool = False) -> int:
+    """Resident memory of ``pid`` (default: this process), plus its descendants' when ``children``; 0 if gone."""
+    return _rss(_processes(pid, children))
+
+
+def _rss(procs: list[Any]) -> int:
+    import psutil
+
     total = 0
     for p in procs:
         try:
@@ -87,14 +97,22 @@ class GpuMonitor:
         if nvml is not None:
             _maybe(nvml.nvmlShutdown)
 
-    def read(self, pid: int | None = None, children: bool = False) -> MachineReading:
-        """Every GPU now, and the memory of ``pid`` (default this process; with its children if asked)."""
-        pid = os.getpid() if pid is None else pid
-        with self._lock:
-            gpus = tuple(self._gpu(i, h, pid) for i, h in enumerate(self._handles)) if self._nvml else ()
-        return MachineReading(gpus=gpus, process_rss=process_memory(pid, children), pid=pid)
+    @property
+    def has_gpu(self) -> bool:
+        """NVML is up and sees at least one GPU."""
+        return bool(self._handles)
 
-    def _gpu(self, index: int, h: Any, pid: int) -> GpuStat:
+    def read(self, pid: int | None = None, children: bool = False) -> MachineReading:
+        """Every GPU now, and the memory of ``pid`` (default this process; with its children if asked: RAM and
+        each GPU's ``process_mem`` then count the whole process tree, e.g. a torchrun group's ranks)."""
+        pid = os.getpid() if pid is None else pid
+        procs = _processes(pid, children)
+        pids = {p.pid for p in procs} or {pid}
+        with self._lock:
+            gpus = tuple(self._gpu(i, h, pids) for i, h in enumerate(self._handles)) if self._nvml else ()
+        return MachineReading(gpus=gpus, process_rss=_rss(procs), pid=pid)
+
+    def _gpu(self, index: int, h: Any, pids: set[int]) -> GpuStat:
         nv = self._nvml
         util = _maybe(lambda: float(nv.nvmlDeviceGetUtilizationRates(h).gpu))
         mem = _maybe(lambda: nv.nvmlDeviceGetMemoryInfo(h))
@@ -103,7 +121,7 @@ class GpuMonitor:
         power = _maybe(lambda: nv.nvmlDeviceGetPowerUsage(h) / 1000.0)  # milliwatts
         limit = _maybe(lambda: nv.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0)
         procs = _maybe(lambda: nv.nvmlDeviceGetComputeRunningProcesses(h)) or []
-        mine = [p.usedGpuMemory for p in procs if p.pid == pid and p.usedGpuMemory is not None]
+        mine = [p.usedGpuMemory for p in procs if p.pid in pids and p.usedGpuMemory is not None]
         return GpuStat(index=index, name=name.decode() if isinstance(name, bytes) else str(name or f"GPU {index}"),
                        util=util, mem_used=None if mem is None else int(mem.used),
                        mem_total=None if mem is None else int(mem.total), temperature=temp, power=power,
@@ -119,18 +137,20 @@ def read_once(pid: int | None = None, children: bool = False) -> MachineReading:
         monitor.close()
 
 
-def format_reading(r: MachineReading) -> str:
-    """``GPU0 H100 87% 12.3/80.0G 64°C 310/700W`` per GPU, then ``proc 1.2G``."""
+def format_gpu(g: GpuStat, short: bool = False) -> str:
+    """``GPU0 H100 87% 12.3/80.0G 64°C 310/700W``; ``short`` (a status line): ``GPU0 87% 12.3/80G 64°C 310W``.
+    Only what the device reports."""
     gib = 1024 ** 3
-    parts = []
-    for g in r.gpus:
-        bits = [f"GPU{g.index} {g.name}", "–" if g.util is None else f"{g.util:.0f}%"]
-        if g.mem_used is not None and g.mem_total:
-            bits.append(f"{g.mem_used / gib:.1f}/{g.mem_total / gib:.1f}G")
-        if g.temperature is not None:
-            bits.append(f"{g.temperature:.0f}°C")
-        if g.power is not None:
-            bits.append(f"{g.power:.0f}" + (f"/{g.power_limit:.0f}W" if g.power_limit else "W"))
-        parts.append(" ".join(bits))
-    parts.append(f"proc {r.process_rss / gib:.2f}G")
-    return "  ".join(parts)
+    bits = [f"GPU{g.index}" if short else f"GPU{g.index} {g.name}", "–" if g.util is None else f"{g.util:.0f}%"]
+    if g.mem_used is not None and g.mem_total:
+        bits.append(f"{g.mem_used / gib:.1f}/{g.mem_total / gib:{'.0f' if short else '.1f'}}G")
+    if g.temperature is not None:
+        bits.append(f"{g.temperature:.0f}°C")
+    if g.power is not None:
+        bits.append(f"{g.power:.0f}" + (f"/{g.power_limit:.0f}W" if g.power_limit and not short else "W"))
+    return " ".join(bits)
+
+
+def format_reading(r: MachineReading) -> str:
+    """``format_gpu`` per GPU, then ``proc 1.2G``."""
+    return "  ".join([*(format_gpu(g) for g in r.gpus), f"proc {r.process_rss / 1024 ** 3:.2f}G"])

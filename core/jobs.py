@@ -149,9 +149,13 @@ def _ready_trainer(group: "Group", exp: Experiment, control: RunControl, checkpo
     splits = load_data(exp)
     val = splits.val if len(splits.val) else None
     model = build_initialized_model(exp, splits)
+    task, train = exp.task, splits.train
+    if exp.train.teacher:  # a distilled student: the teacher's outputs beside each label (core/distill.py)
+        from .distill import with_teacher
+        task, train = with_teacher(exp, splits)
     if group.rank > 0:
         seed_everything(rank_seed(exp.train.seed, group.rank))  # dropout and augmentation differ per rank
-    trainer = Trainer(model, exp.task, splits.train, val, exp.train, control,
+    trainer = Trainer(model, task, train, val, exp.train, control,
                       save=recorder.save_checkpoint if recorder is not None else None, device=device, group=group,
                       info=splits.info)
     if resuming:  # under torchrun only rank 0 has read the checkpoint; load_state_dict sends it to the others
@@ -260,9 +264,9 @@ class Recorder:
         for event in pending:
             self(event)
 
-    def save_checkpoint(self, state: dict[str, Any]) -> Path:
+    def save_checkpoint(self, state: dict[str, Any], name: str = CHECKPOINT) -> Path:
         assert self.run is not None, "a checkpoint before the run dir exists"
-        return self.run.save_checkpoint(state)
+        return self.run.save_checkpoint(state, name)
 
     def close(self) -> None:
         if self.run is not None:

@@ -30,7 +30,7 @@ def build_model(exp: Experiment, info: DataInfo) -> nn.Module:
     if m.name == "mlp":
         return MLP(in_features, out, m.width, m.depth, m.dropout, m.batchnorm)
     if m.name == "cnn":
-        return SmallCNN(info.input_shape[0], out, m.width, m.dropout, m.batchnorm)
+        return SmallCNN(info.input_shape[0], out, m.width, m.dropout, m.batchnorm, m.dropout2d)
     if m.name in ("char-mlp", "char-transformer"):
         if info.kind != "sequence" or not info.num_classes:
             raise ConfigError(f"{where(exp, 'model', 'name')}{m.name} needs token sequences (e.g. data.source = \"names\").")
@@ -102,12 +102,14 @@ class MLP(nn.Module):
 class SmallCNN(nn.Module):
     """Two 3×3 conv blocks, a pool and a linear head: a "tiny convnet" baseline."""
 
-    def __init__(self, in_channels: int, out: int, width: int = 128, dropout: float = 0.0, batchnorm: bool = False):
+    def __init__(self, in_channels: int, out: int, width: int = 128, dropout: float = 0.0, batchnorm: bool = False,
+                 dropout2d: float = 0.0):
         super().__init__()
         c1, c2 = max(8, width // 4), max(16, width // 2)
 
-        def block(i: int, o: int) -> list[nn.Module]:
-            return [nn.Conv2d(i, o, 3, padding=1), *([nn.BatchNorm2d(o)] if batchnorm else []), nn.ReLU()]
+        def block(i: int, o: int) -> list[nn.Module]:  # dropout2d drops whole channels (the recipe: for convnets)
+            return [nn.Conv2d(i, o, 3, padding=1), *([nn.BatchNorm2d(o)] if batchnorm else []), nn.ReLU(),
+                    *([nn.Dropout2d(dropout2d)] if dropout2d else [])]
 
         self.features = nn.Sequential(*block(in_channels, c1), *block(c1, c2), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(4))
         self.head = nn.Sequential(nn.Flatten(), *([nn.Dropout(dropout)] if dropout else []), nn.Linear(c2 * 16, out))

@@ -100,25 +100,27 @@ class RunDir:
     def checkpoint_path(self) -> Path:
         return self.path / CHECKPOINT
 
-    def save_checkpoint(self, state: dict[str, Any]) -> Path:
+    def save_checkpoint(self, state: dict[str, Any], name: str = CHECKPOINT) -> Path:
         """Write to a temporary file, then rename: a failed write (disk full) raises ``OSError`` and leaves the
-        previous checkpoint as it was (the partial temporary file is removed)."""
-        tmp = self.path / (CHECKPOINT + ".tmp")
+        previous checkpoint as it was (the partial temporary file is removed). ``name``: checkpoint.pt, or best.pt
+        (an open-ended run's best)."""
+        tmp, path = self.path / (name + ".tmp"), self.path / name
         try:
             with open(tmp, "wb") as f:
                 torch.save(state, f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.checkpoint_path)
+            os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return self.checkpoint_path
+        return path
 
-    def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-        if not self.checkpoint_path.is_file():
+    def load_checkpoint(self, map_location: str | torch.device = "cpu", name: str = CHECKPOINT) -> dict[str, Any] | None:
+        path = self.path / name
+        if not path.is_file():
             return None
-        return torch.load(self.checkpoint_path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def probe_writable(folder: Path) -> None:

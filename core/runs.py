@@ -11,20 +11,18 @@ Read from each run's summary.json (core/runsummary.py); runs without one are rep
 from __future__ import annotations
 
 import json
-import os
-import socket
-import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .config import ConfigError, Experiment, experiment_from_dict
 from .events import Event, event_from_dict
+from .plans import PLANS
 from .rundir import CONFIG, EVENTS
-from .runsummary import RunSummary, read_summary, summary_from_events
+from .runsummary import RunSummary, read_summary, summary_from_events, writer_alive
 
 STATUSES = ("completed", "stopped", "failed", "running", "interrupted")
-STALE_S = 3600.0  # a "running" run whose writer cannot be asked (another host) and that wrote nothing for this long
-HIDDEN = ("name", "base_dir", "source", "description")  # not configuration: never a difference
+# Not configuration of a run: never a difference (the stage 4–6 plans say what the items train, not how a run trains).
+HIDDEN = ("name", "base_dir", "source", "description", *PLANS)
 
 
 def list_runs(runs_root: str | Path, recipe: str, exp: Experiment | None = None) -> list[dict[str, Any]]:
@@ -44,7 +42,7 @@ def run_row(run_dir: Path, recipe_flat: Mapping[str, Any] | None = None) -> dict
     changes: dict[str, Any] = {}
     if recipe_flat is not None:
         try:
-            changes = config_changes(_normalised(json.loads((run_dir / CONFIG).read_text())), recipe_flat)
+            changes = config_changes(normalised(json.loads((run_dir / CONFIG).read_text())), recipe_flat)
         except (OSError, ValueError):
             changes = {}
     return {
@@ -58,7 +56,7 @@ def run_row(run_dir: Path, recipe_flat: Mapping[str, Any] | None = None) -> dict
     }
 
 
-def _normalised(run_config: Any) -> Any:
+def normalised(run_config: Any) -> Any:
     """The run's config with today's defaults filled in (a run from before a key existed used its default)."""
     try:
         return experiment_from_dict(run_config).to_dict()
@@ -100,24 +98,7 @@ def _status(s: Mapping[str, Any], run_dir: Path) -> str:
     status = s.get("status", "running")
     if status != "running":
         return status if status in STATUSES else "failed"
-    return "running" if _writer_alive(s, run_dir) else "interrupted"
-
-
-def _writer_alive(s: Mapping[str, Any], run_dir: Path) -> bool:
-    """Is the process that writes this run still at it? Asked directly on this host (its pid, started no later
-    than the run); for a run written elsewhere, whether events.jsonl changed within ``STALE_S``."""
-    pid, host = s.get("pid"), s.get("host")
-    if pid and host == socket.gethostname():
-        import psutil
-        try:
-            started = psutil.Process(int(pid)).create_time()
-        except (psutil.Error, ValueError):
-            return False
-        return started <= (s.get("started") or time.time()) + 1.0
-    try:
-        return time.time() - os.path.getmtime(run_dir / EVENTS) < STALE_S
-    except OSError:
-        return False
+    return "running" if writer_alive(s, run_dir) else "interrupted"
 
 
 # ----------------------------------------------------------------------------- configuration differences

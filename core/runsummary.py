@@ -13,12 +13,13 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .events import Checkpoint, Eval, Event, Failed, Finished, RunStarted, Step
 
 SUMMARY = "summary.json"
 VERSION = 1
+STALE_S = 3600.0  # a "running" run whose writer cannot be asked (another host) and that wrote nothing for this long
 
 
 class RunSummary:
@@ -129,3 +130,30 @@ def summary_from_events(events: Iterable[Event]) -> dict[str, Any]:
     for e in events:
         s(e)
     return s.d
+
+
+def writer_here(s: Mapping[str, Any]) -> bool:
+    """Is the process that writes this run alive on this host? Its pid, started no later than the run (a pid the
+    system gave to another process since is not it), and not a zombie waiting for its parent."""
+    pid, host = s.get("pid"), s.get("host")
+    if not pid or host != socket.gethostname():
+        return False
+    import psutil
+
+    try:
+        proc = psutil.Process(int(pid))
+        started, status = proc.create_time(), proc.status()
+    except (psutil.Error, ValueError, TypeError):
+        return False
+    return status != psutil.STATUS_ZOMBIE and started <= (s.get("started") or time.time()) + 1.0
+
+
+def writer_alive(s: Mapping[str, Any], run_dir: Path) -> bool:
+    """Is the process that writes this run still at it? Asked directly on this host (``writer_here``); for a run
+    written elsewhere, whether its events.jsonl changed within ``STALE_S``."""
+    if s.get("pid") and s.get("host") == socket.gethostname():
+        return writer_here(s)
+    try:
+        return time.time() - os.path.getmtime(run_dir / "events.jsonl") < STALE_S
+    except OSError:
+        return False

@@ -30,7 +30,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
+    if cfg.schedule == "constant" or not cfg.steps:  # an open-ended run (0 steps) has no end to decay towards
         return cfg.lr
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     if cfg.schedule == "cosine":

@@ -24,8 +24,9 @@ from .config import ConfigError, TrainConfig
 from .control import RunControl
 from .data import TensorPairs, iter_batches
 from .distributed import Group, shard
-from .events import Eval, Failed, Finished, LogLine, Step
+from .events import Eval, Failed, Finished, LogLine
 from .gpu_options import Placement
+from .open_ended import OpenEnded
 from .probe import PredictionProbe
 from .step_log import StepLog
 from .stopping import EarlyStop
@@ -47,7 +48,7 @@ __all__ = ["BatchStream", "Trainer", "lr_at", "make_optimizer", "resolve_device"
 
 class Trainer(CheckpointState):
     def __init__(self, model: nn.Module, task: str | Task, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
-                 control: RunControl | None = None, save: Callable[[dict[str, Any]], Any] | None = None,
+                 control: RunControl | None = None, save: Callable[..., Any] | None = None,
                  device: torch.device | None = None, group: Group | None = None, info: "DataInfo | None" = None):
         self.device = device or resolve_device(cfg.device)
         self.group = group or Group.single()
@@ -82,6 +83,7 @@ class Trainer(CheckpointState):
         self.wiggle = WiggleWatch()
         self.steps_log = StepLog(self.emit, self.wiggle, self.group)
         self.early = EarlyStop(cfg.early_stop, cfg.early_stop_delta)
+        self.forever = OpenEnded(cfg.steps == 0)  # train.steps = 0: until stopped, best.pt beside the last checkpoint
         self.probe = PredictionProbe(self.task, val_data, cfg.predictions, info) \
             if val_data is not None and cfg.predictions > 0 and len(val_data) > 0 and self.group.is_main else None
 
@@ -147,7 +149,7 @@ class Trainer(CheckpointState):
         of a ~450 µs step (it runs with caches the torch kernels just filled), and ``benchmarks/parity.py`` holds the
         trainer within 2 % of a hand-written loop. The rest happens only on the steps that need it (``_due``: the lr
         while it changes, evaluations, checkpoints; log steps; clipping)."""
-        cfg, steps, net, loss_fn, clip = self.cfg, self.cfg.steps, self.net, self.loss_fn, self.cfg.grad_clip > 0
+        cfg, steps, net, loss_fn, clip = self.cfg, self.cfg.steps or math.inf, self.net, self.loss_fn, self.cfg.grad_clip > 0
         poll, stop_set, pause_set, distributed = self.control.poll, self.stop.is_set, self.pause.is_set, self.group.distributed
         self.model.train()
         stream, general = self._batches(), self._general_step()
@@ -210,7 +212,7 @@ class Trainer(CheckpointState):
             last_eval, early = self._evaluate_and_save(step, resumed_at, last_eval)
             if early:
                 return lr, last_eval, -1
-        lr_changes = step + 1 < cfg.warmup_steps or (cfg.schedule != "constant" and step + 1 < cfg.steps)
+        lr_changes = step + 1 < cfg.warmup_steps or (cfg.schedule != "constant" and 0 < step + 1 < cfg.steps)
         every = [cfg.checkpoint_every] + ([cfg.eval_every] if self.val_data is not None else [])
         return lr, last_eval, step + 1 if lr_changes else min(-(-(step + 1) // k) * k for k in every)
 
@@ -222,6 +224,8 @@ class Trainer(CheckpointState):
             self.steps_log.flush()  # the steps' events first (a noted non-finite loss has failed already)
         if due_eval:
             last_eval = self.evaluate()
+            if last_eval is not None and self.forever.enabled:
+                self.forever.after_eval(self, last_eval)  # best.pt; says when val loss levels off
             if last_eval is not None and self.early.update(last_eval):
                 self.emit(LogLine(self.early.message(), level="info"))
                 return last_eval, True
@@ -272,7 +276,7 @@ class Trainer(CheckpointState):
         if bad is not None:
             return self._fail_non_finite(*bad)
         early = self.early.stopped_at == self.step
-        stopped = self.step < self.cfg.steps and not early
+        stopped = (not self.cfg.steps or self.step < self.cfg.steps) and not early
         last_loss = self.steps_log.last["loss"]
         final: dict[str, float] = {"loss": last_loss} if last_loss is not None else {}
         ev = last_eval if early else None
@@ -358,7 +362,8 @@ def next_log_step(step: int, cfg: TrainConfig) -> int:
     init is the wiggle alarm's and the chart's reference)."""
     if step == 0:
         return 0
-    return min(-(-(step + 1) // cfg.log_every) * cfg.log_every - 1, cfg.steps - 1)
+    every = -(-(step + 1) // cfg.log_every) * cfg.log_every - 1
+    return min(every, cfg.steps - 1) if cfg.steps else every  # 0 steps: open-ended
 
 
 def eval_part(data: Dataset, group: Group) -> Dataset:

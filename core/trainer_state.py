@@ -7,10 +7,12 @@ import torch
 
 from .distributed import Group, rank_seed
 from .events import Checkpoint, LogLine
+from .open_ended import BEST
 from .train_setup import seed_everything
 
 if TYPE_CHECKING:
     from .events import Emit
+    from .open_ended import OpenEnded
     from .stopping import EarlyStop
     from .wiggle import WiggleWatch
 
@@ -27,10 +29,11 @@ class CheckpointState:
     scaler: torch.amp.GradScaler
     wiggle: "WiggleWatch"
     early: "EarlyStop"
+    forever: "OpenEnded"
     group: Group
     device: torch.device
     cfg: Any
-    save: Callable[[dict[str, Any]], Any] | None
+    save: Callable[..., Any] | None
     emit: "Emit"
 
     def state_dict(self) -> dict[str, Any]:
@@ -40,7 +43,7 @@ class CheckpointState:
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state(),
                  "wiggle": self.wiggle.state_dict(), "early_stop": self.early.state_dict(),
-                 "threads": self.threads}
+                 "threads": self.threads, "open_ended": self.forever.state_dict()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         if self.group.distributed:
@@ -68,6 +71,7 @@ class CheckpointState:
         self.wiggle.load_state_dict(state.get("wiggle", {}))
         self.early.load_state_dict(state.get("early_stop", {}))
         self.threads = int(state.get("threads", 0))
+        self.forever.load_state_dict(state.get("open_ended", {}))
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         if self.group.distributed:
@@ -84,18 +88,21 @@ class CheckpointState:
         elif self.group.rank > 0:
             seed_everything(rank_seed(self.cfg.seed + self.step, self.group.rank))
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, best: bool = False) -> None:
+        """The last checkpoint; ``best``: the open-ended run's best so far (``best.pt``, not what a resume reads)."""
         if self.save is None and not self.group.distributed:
             return
         state = self.state_dict()  # under torchrun every rank takes part in gathering it; rank 0 saves it
         if self.save is None:
             return
         try:
-            path = self.save(state)
+            path = self.save(state, BEST) if best else self.save(state)
         except OSError as exc:  # disk full, read-only: say so and train on; the previous checkpoint is intact
             kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
             self.emit(LogLine(f"checkpoint at step {self.step} not written: {exc.strerror or exc}; the previous "
                               f"checkpoint ({kept}) is intact", level="warning"))
             return
+        if best:
+            return  # not the checkpoint a resume reads: no Checkpoint event (summary.json has the best step)
         self.saved_step = self.step
         self.emit(Checkpoint(step=self.step, path=str(path)))

@@ -24,6 +24,8 @@ else:  # pragma: no cover
 
 KeyPath = tuple  # of str (table keys) and int (1-based positions in arrays of tables)
 INT64_MAX = 2**63 - 1
+MAX_STEPS = 1_000_000_000
+MAX_BATCH = 2**20
 MAX_NESTING = 32  # levels of arrays/tables inside a value (kwargs): deeper would exhaust recursion later
 
 
@@ -59,6 +61,11 @@ def ranged(default: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open
     return field(default=default, metadata={"range": Range(lo, hi, lo_open, hi_open)})
 
 
+def ranged_list(default: list[Any], lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Any:
+    """A list field whose every value must lie in [lo, hi] (ends excluded where open); checked at load."""
+    return field(default_factory=lambda: list(default), metadata={"range": Range(lo, hi, lo_open, hi_open)})
+
+
 def _num(v: float) -> str:
     if v == INT64_MAX:
         return "2^63-1"
@@ -89,13 +96,22 @@ def build(cls: type, body: Any, path: KeyPath, loc: "Locator") -> Any:
 
 
 def check_number(value: Any, allowed: Range | None, path: KeyPath, loc: "Locator") -> None:
-    """NaN and ±inf are refused everywhere; a declared range is enforced."""
+    """NaN and ±inf are refused everywhere; a declared range is enforced (on every value of a list)."""
+    if isinstance(value, list) and allowed is not None:
+        for n, v in enumerate(value, start=1):
+            check_number(v, allowed, path + (n,), loc)
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if isinstance(value, float) and not math.isfinite(value):
         raise loc.error(path, f"must be a finite number{f' in {allowed}' if allowed else ''}, got {value}")
     if allowed is not None and value not in allowed:
         raise loc.error(path, f"must be in {allowed}, got {_shown(value)}")
+
+
+def plain_values(section: Any) -> dict[str, Any]:
+    """A dataclass's values as a raw table, without the keys left at None (to build a changed copy with ``build``)."""
+    return {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
 
 
 def _shown(value: float) -> str:

@@ -5,13 +5,16 @@ what is global: the stylesheet, help, quitting and the command palette.
 
 Quitting is bounded: ``q`` while a job runs asks first (``QuitScreen``); then every job is stopped and waited
 for, training at most ``shutdown.GRACE_S`` (it writes its checkpoint at its next step), the rest briefly. A job
-still in user code after that is left behind (its thread is a daemon) and said so. SIGTERM, SIGHUP and SIGINT
-quit the same way without asking. After the app has exited, ``run_app`` prints the session's run and how to
-resume it; the CLI then ends the process at once (``shutdown.fast_exit``).
+still in user code after that is left behind (its thread is a daemon) and said so. Training in processes of its
+own (``tui/child_run.py``) can instead be left running: the question's "detach". SIGTERM, SIGHUP and SIGINT quit
+the same way without asking (SIGHUP detaches such a run: the terminal went away, nobody chose to stop it). After
+the app has exited, ``run_app`` prints the session's run and how to resume it; the CLI then ends the process at
+once (``shutdown.fast_exit``).
 """
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Iterable
 
@@ -19,7 +22,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from recipe_tui.core.config import load_recipes
+from recipe_tui.core.config import apply_overrides, load_recipes
 
 from .screens.main_screen import MainScreen
 from .screens.run_screen import RunScreen
@@ -41,7 +44,7 @@ class RecipeApp(App[int]):
     ]
 
     def __init__(self, file: str | Path | None = None, recipe: str | None = None, runs: str | Path = "runs",
-                 watch: str | Path | None = None) -> None:
+                 watch: str | Path | None = None, overrides: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.runs = Path(runs)
         self.file = file
@@ -57,8 +60,8 @@ class RecipeApp(App[int]):
             self.home: RunScreen = WatchScreen(run_dir, self.runs, self.ui, note)
         else:
             recipes = load_recipes(file)
-            self.exp = recipes.experiment(recipe)
-            self.home = MainScreen(recipes, self.exp, self.runs, self.ui)
+            self.exp = apply_overrides(recipes.experiment(recipe), overrides)  # ``recipe-tui --set K=V``
+            self.home = MainScreen(recipes, self.exp, self.runs, self.ui, tuple(overrides))
 
     def get_default_screen(self) -> Screen:
         return self.home
@@ -115,29 +118,35 @@ class RecipeApp(App[int]):
             pass
 
     def _on_signal(self, sig: int) -> None:
-        self.call_later(self.stop_and_exit, 130)
+        # SIGHUP: the terminal went away, nobody chose to stop. A run in processes of its own goes on (detached;
+        # opening the app again re-attaches to it); training inside the app cannot, so it stops like the rest.
+        self.call_later(self.stop_and_exit, 130, sig == getattr(signal, "SIGHUP", None))
 
     async def action_quit(self) -> None:
         """Quit; while a job that works runs (training, checks, the browser's loss pass), ask first: stop it and
-        quit, or cancel. Watching only reads: it quits at once."""
+        quit, or cancel; training in processes of its own can also be left running (detach). Watching only reads:
+        it quits at once."""
         from .quitting import ASK, question
 
         job = self.home.jobs.current
         if job is None or job.kind not in ASK or self._quitting:
             await self.stop_and_exit()
         elif not isinstance(self.screen, QuitScreen):
-            self.push_screen(QuitScreen(question(job.kind, self.home.state)), self._quit_answered)
+            apart = job.kind == "train" and self.home.apart is not None
+            self.push_screen(QuitScreen(question(job.kind, self.home.state, apart), detach=apart),
+                             self._quit_answered)
 
-    def _quit_answered(self, yes: bool | None) -> None:
-        if yes:
-            self.call_later(self.stop_and_exit)
+    def _quit_answered(self, answer: str | None) -> None:
+        if answer:
+            self.call_later(self.stop_and_exit, 0, answer == "detach")
 
-    async def stop_and_exit(self, code: int = 0) -> None:
-        """Stop every job, wait for it (bounded), keep what to print after exit, then exit with ``code``."""
+    async def stop_and_exit(self, code: int = 0, detach: bool = False) -> None:
+        """Stop every job (``detach``: leave a run in processes of its own going), wait for it (bounded), keep
+        what to print after exit, then exit with ``code``."""
         if self._quitting:
             return
         self._quitting = True
-        self.exit_lines = await self.home.stop_jobs(self.file)
+        self.exit_lines = await self.home.stop_jobs(self.file, detach=detach)
         self.exit(code, return_code=code)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -148,7 +157,7 @@ class RecipeApp(App[int]):
 
 
 def run_app(file: str | Path | None = None, recipe: str | None = None, runs: str | Path = "runs",
-            watch: str | Path | None = None) -> int:
+            watch: str | Path | None = None, overrides: tuple[str, ...] = ()) -> int:
     """Open the app (``recipe-tui``) or watch a run dir (``recipe-tui watch``); returns the exit code."""
     from contextlib import nullcontext
 
@@ -156,7 +165,7 @@ def run_app(file: str | Path | None = None, recipe: str | None = None, runs: str
 
     from .stderr_guard import guard_stderr
 
-    app = RecipeApp(file=file, recipe=recipe, runs=runs, watch=watch)
+    app = RecipeApp(file=file, recipe=recipe, runs=runs, watch=watch, overrides=overrides)
     # Watch mode runs no C code of its own and must not write into another process's runs folder.
     log_path = inside(runs, app.exp.name, "stderr.log") if app.exp is not None else None
     with guard_stderr(log_path) if log_path is not None else nullcontext() as guard:

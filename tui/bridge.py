@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from recipe_tui.core.config import Experiment
 from recipe_tui.core.control import RunControl
-from recipe_tui.core.events import Event, Progress, Step, event_from_dict
+from recipe_tui.core.events import Checkpoint, Event, Progress, Step, event_from_dict
 
 from .run_state import RunState, replay
 
@@ -291,32 +291,61 @@ class EventTail:
                 self.bad_lines += 1
 
 
+class RunFollower:
+    """Follows a run dir that another process writes: its recorded history in one piece, then the events appended
+    since, each through ``control.emit``. Lines that do not parse or hold a field of the wrong type are skipped and
+    counted in the log; a run dir that disappears is said so (and again when it comes back)."""
+
+    def __init__(self, run_dir: str | Path, control: RunControl) -> None:
+        self.run_dir = Path(run_dir)
+        self.control = control
+        self.tail = EventTail(self.run_dir / "events.jsonl")
+        self._reported = 0
+        self._gone = False
+        self.checkpoint: int | None = None  # the step of the last checkpoint seen
+
+    def history(self) -> RunState:
+        """Everything recorded so far, folded into one state (a long run is not pushed through the queue)."""
+        events = self.tail.read_new()
+        self._note_checkpoint(events)
+        state = replay(events)
+        if self.tail.path.exists():  # when the writer last wrote, not when we read it: a dead run must not look live
+            state.last_event_time = self.tail.path.stat().st_mtime
+        self._note_bad_lines()
+        return state
+
+    def poll(self) -> list[Event]:
+        """Emit (and return) the events appended since the last call."""
+        if self.run_dir.is_dir() == self._gone:
+            self._gone = not self._gone
+            self.control.log(f"the run dir {self.run_dir} was deleted: nothing more to follow" if self._gone
+                             else f"the run dir {self.run_dir} is back", "warning")
+        events = self.tail.read_new()
+        for event in events:
+            self.control.emit(event)
+        self._note_checkpoint(events)
+        self._note_bad_lines()
+        return events
+
+    def _note_checkpoint(self, events: list[Event]) -> None:
+        steps = [e.step for e in events if isinstance(e, Checkpoint)]
+        if steps:
+            self.checkpoint = steps[-1]
+
+    def _note_bad_lines(self) -> None:
+        if self.tail.bad_lines > self._reported:
+            self.control.log(f"skipped {self.tail.bad_lines - self._reported} unreadable line(s) in {self.tail.path}",
+                             "warning")
+            self._reported = self.tail.bad_lines
+
+
 def watch_job(run_dir: str | Path, control: RunControl, on_history: Callable[[RunState], object],
               poll_s: float = 0.25) -> None:
-    """Follow a run another process writes: its history in one piece (``on_history``), then each new
-    event through ``control.emit``, until ``control.stop`` is set. Lines that do not parse or hold a field of
-    the wrong type are skipped and counted in the log; a run dir that disappears is said so (and again when it
-    comes back)."""
-    run_dir = Path(run_dir)
-    tail = EventTail(run_dir / "events.jsonl")
-    state = replay(tail.read_new())
-    if tail.path.exists():  # when the writer last wrote, not when we read it: a dead run must not look live
-        state.last_event_time = tail.path.stat().st_mtime
-    on_history(state)
-    reported, gone = 0, False
-    if tail.bad_lines:
-        control.log(f"skipped {tail.bad_lines} unreadable line(s) in {tail.path}", "warning")
-        reported = tail.bad_lines
+    """``recipe-tui watch``: follow a run another process writes (``RunFollower``) until ``control.stop`` is set."""
+    follower = RunFollower(run_dir, control)
+    on_history(follower.history())
     while not control.stop.wait(poll_s):
-        if run_dir.is_dir() == gone:
-            gone = not gone
-            control.log(f"the run dir {run_dir} was deleted: nothing more to follow" if gone
-                        else f"the run dir {run_dir} is back", "warning")
-        for event in tail.read_new():
-            control.emit(event)
-        if tail.bad_lines > reported:
-            control.log(f"skipped {tail.bad_lines - reported} unreadable line(s) in {tail.path}", "warning")
-            reported = tail.bad_lines
+        follower.poll()
 
 
 def watch_target(path: str | Path) -> tuple[Path, str]:

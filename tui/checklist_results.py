@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from recipe_tui.core.checklist_state import ChecklistState
 from recipe_tui.core.config import RecipesFile
-from recipe_tui.core.events import CheckResult, CheckStarted, Failed, Finished, LogLine
+from recipe_tui.core.events import CheckResult, CheckRow, CheckStarted, Failed, Finished, LogLine
 
 from .marks import finding_count, status_of
 from .widgets.checklist import Checklist, Ref
@@ -29,6 +29,7 @@ class ChecklistResults:
         self.run_log = run_log
         self.errors: dict[str, str] = {}  # check id → traceback of its last error
         self.current_check = ""  # the check running now: a traceback logged just before its result is its own
+        self.live: dict[str, dict[str, list[dict]]] = {}  # check id → table → the rows it emitted so far (running)
 
     def restore(self) -> None:
         """The restored marks, the first item's detail and the data checks' findings."""
@@ -58,8 +59,9 @@ class ChecklistResults:
         item = self.items[ref.item]
         status = self.checklist.status(item.id)
         detail = self.errors.get(item.check or item.id, "") if status in ("error", "fail") else ""
+        live = self.live.get(item.check or "") if status == "running" else None
         self.detail.show(item, f"stage {stage.number} · {stage.title}", status, self.checks.result(item.id),
-                         self.checks.result_time(item.id), detail)
+                         self.checks.result_time(item.id), detail, live=live)
 
     def show_data_checks(self) -> None:
         stage = self.recipes.stages[0]
@@ -107,12 +109,22 @@ class ChecklistResults:
     # -- what jobs report ---------------------------------------------------------------------------
     def check_started(self, e: CheckStarted) -> None:
         self.current_check = e.id
+        self.live.pop(e.id, None)
         for item_id in self.items_of(e.id):
             self.checklist.set_status(item_id, "running")
+
+    def check_row(self, e: CheckRow) -> None:
+        """A row of a running check's table (any check's: sweeps, points, rungs, trials, members): shown at once
+        in the item pane when the check's item is selected."""
+        self.live.setdefault(e.id, {}).setdefault(e.table, []).append(e.row)
+        ref = self.checklist.selected()
+        if ref is not None and ref.item and self.items[ref.item].check == e.id:
+            self.show_detail(ref)
 
     def check_result(self, e: CheckResult) -> None:
         from recipe_tui.core.checks import STOPPED
 
+        self.live.pop(e.id, None)  # the result holds the whole tables
         for item_id in self.items_of(e.id):
             if e.status == "skip" and e.summary == STOPPED:  # stopping is no verdict: keep the last real one
                 last = self.checks.result(item_id)
@@ -129,7 +141,8 @@ class ChecklistResults:
     def train_finished(self, e: Finished, total: int, run_dir: str, final: str) -> None:
         status = "pass" if e.status == "completed" else "skip"
         summary = (f"completed {e.step:,} steps{final}" if e.status == "completed"
-                   else f"stopped at step {e.step:,} of {total:,}; checkpoint saved")
+                   else f"stopped at step {e.step:,} of {total:,}; checkpoint saved" if total
+                   else f"stopped at step {e.step:,} (open-ended); checkpoint saved, best.pt beside it")
         hint = "" if e.status == "completed" else f"`recipe-tui train --resume {run_dir}` continues it; t starts a new run."
         self.record("train", CheckResult("train", status, summary, {"run_dir": run_dir, "state": e.status, **e.final},
                                          hint=hint))

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="recipe-tui", description="Karpathy's recipe for training neural networks, in the terminal.")
     common(parser, sub=False)
+    parser.add_argument("--set", dest="app_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="the app: override a key of the experiment it opens, e.g. train.nproc=2")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = subs.add_parser("list", help="list the experiments and checklist items of the recipes file")
@@ -43,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--nproc", type=_positive_int, metavar="N",
                    help="train with N processes (torchrun + DDP) on this machine; same as --set train.nproc=N")
+    p.add_argument("--forever", action="store_true",
+                   help="train open-ended until stopped, keeping best.pt (leave it training); same as --set train.steps=0")
     p.add_argument("--json", action="store_true")
 
     p = subs.add_parser("check", help="run checklist items headless")
@@ -52,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fix", action="store_true", help="apply the fixes that checks offer (e.g. init-bias)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true")
+
+    from .tune_cli import add_parser
+    add_parser(subs, common)
 
     p = subs.add_parser("runs", help="list the runs of the experiment, with what differs from the recipe")
     common(p, sub=True)
@@ -109,8 +116,11 @@ def _closed_pipe() -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from recipe_tui.core.config import load_recipes
+    from recipe_tui.core.config import ConfigError, load_recipes
 
+    if args.command and args.app_overrides:
+        raise ConfigError(f"--set before the command sets a key for the app; for {args.command} put it after the "
+                          f"command: recipe-tui {args.command} --set {args.app_overrides[0]}.")
     if args.command == "watch":
         from .app import run_app
         from .bridge import watch_target
@@ -126,10 +136,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _check(recipes, args)
     if args.command == "runs":
         return _runs(recipes, args)
-    exp = recipes.experiment(args.recipe)  # validate before the app opens
+    if args.command == "tune":
+        from .tune_cli import tune
+        return tune(recipes, args)
+    from recipe_tui.core.config import apply_overrides
+    exp = apply_overrides(recipes.experiment(args.recipe), args.app_overrides)  # validate before the app opens
     from .app import run_app
     need_terminal()
-    return run_app(file=args.file, recipe=exp.name, runs=args.runs)
+    return run_app(file=args.file, recipe=exp.name, runs=args.runs, overrides=tuple(args.app_overrides))
 
 
 def need_terminal() -> None:
@@ -174,7 +188,8 @@ def _train(recipes: Any, args: argparse.Namespace) -> int:
     from recipe_tui.core.config import ConfigError
     from recipe_tui.core.jobs import planned_experiment
 
-    overrides = tuple(args.overrides) + ((f"train.nproc={args.nproc}",) if args.nproc is not None else ())
+    overrides = tuple(args.overrides) + ((f"train.nproc={args.nproc}",) if args.nproc is not None else ()) \
+        + (("train.steps=0",) if args.forever else ())
     exp = None if args.resume else recipes.experiment(args.recipe)
     if not launcher.in_group():
         nproc = planned_experiment(exp, args.resume, overrides, recipes.experiments).train.nproc
@@ -291,11 +306,14 @@ class TrainProgress:
             self.val = {"val_loss": event.loss, **{f"val_{k}": v for k, v in event.metrics.items()}}
         elif kind == "step":
             self.step = event.step
-            pct = int(100 * event.step / max(1, self.total))
+            # open-ended (total 0): a "percent" per 100 steps, so a line every 1,000 steps when not on a terminal
+            pct = int(100 * event.step / max(1, self.total)) if self.total else event.step // 100
             rate = (event.step - self.start_step) / max(1e-9, time.perf_counter() - self.t0)
             eta = (self.total - event.step) / rate if rate > 0 else 0
             extra = "".join(f" {k} {v:.4f}" for k, v in self.val.items())
-            line = f"step {event.step}/{self.total} ({pct}%) loss {event.loss:.4f}{extra} {rate:.0f} steps/s ETA {eta:.0f}s"
+            where = f"{event.step}/{self.total} ({pct}%)" if self.total else f"{event.step} (open-ended)"
+            line = f"step {where} loss {event.loss:.4f}{extra} {rate:.0f} steps/s" \
+                + (f" ETA {eta:.0f}s" if self.total else "")
             if self.tty:
                 self.tty = _rewrite_line(line)
             elif pct // 10 != self.last_pct // 10:
@@ -339,7 +357,7 @@ def _check(recipes: Any, args: argparse.Namespace) -> int:
     ctx = CheckContext(exp=exp, control=RunControl(emit=progress, stop=stop), fix=args.fix, runs_root=args.runs)
     results = run_stoppable(lambda: run_checks(ids, ctx), stop,
                             lambda where: _checks_stuck(exp.name, progress.results, where, args.json))
-    _print_results(exp.name, results, args.json)
+    print_results(exp.name, results, args.json)
     if stop.is_set():
         return EXIT_INTERRUPTED  # the remaining items did not run: not a pass
     failed = any(r.status in ("fail", "error") for r in results)
@@ -372,7 +390,7 @@ def _num(v: Any) -> str:
     return "-" if v is None else f"{v:.4g}"
 
 
-def _print_results(recipe: str, results: list[Any], as_json: bool) -> None:
+def print_results(recipe: str, results: list[Any], as_json: bool) -> None:
     if as_json:
         say(json.dumps({"recipe": recipe, "items": [r.public() for r in results]}, default=str), file=sys.stdout)
         return
@@ -387,7 +405,7 @@ def _checks_stuck(recipe: str, results: list[Any], where: str, as_json: bool) ->
     """A check did not return after a stop (user code stuck): the results so far, and why the rest is missing."""
     from .shutdown import GRACE_S
 
-    _print_results(recipe, results, as_json)
+    print_results(recipe, results, as_json)
     say(f"recipe-tui: the check did not return within {GRACE_S:g} s of the stop: the user's code is still running "
         f"(at {where}); exiting without it.")
 

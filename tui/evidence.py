@@ -161,10 +161,17 @@ def _rows_table(rows: list[dict[Any, Any]], header: bool) -> RenderableType:
     for c in columns:
         table.add_column(str(c), overflow="fold", justify="right" if all(_is_number(r.get(c)) for r in rows[:ROWS_MAX]) else "left")
     for r in rows[:ROWS_MAX]:
-        table.add_row(*(cell_text(r.get(c), 1) for c in columns))
+        table.add_row(*(_cell(c, r.get(c)) for c in columns))
     if len(rows) <= ROWS_MAX:
         return table
     return Group(table, Text(f"… and {len(rows) - ROWS_MAX:,} more", style="dim"))
+
+
+def _cell(column: Any, value: Any) -> str:
+    """A table cell; a run dir by its folder's name (the whole path is in the JSON)."""
+    if column == "run_dir" and isinstance(value, str) and "/" in value:
+        return value.rstrip("/").rsplit("/", 1)[1]
+    return cell_text(value, 1)
 
 
 def _shared_ranges(series: list[list[float]]) -> dict[int, tuple[float, float]]:

@@ -28,11 +28,11 @@ from textual.worker import Worker, WorkerState
 
 from recipe_tui.core.config import Experiment
 from recipe_tui.core.control import RunControl
-from recipe_tui.core.events import CheckResult, CheckStarted, Event, LogLine
+from recipe_tui.core.events import CheckResult, CheckRow, CheckStarted, Event, LogLine
 
-from . import bridge
+from . import bridge, child_run
 from .bridge import EventQueue
-from .messages import BrowserReady, CheckReported, DataLoaded, HistoryLoaded, JobEnded
+from .messages import BrowserReady, CheckReported, DataLoaded, HistoryLoaded, JobEnded, RunFollowed
 from .shutdown import GRACE_S
 
 # How long quitting waits for a stopped job: training gets GRACE_S to write its checkpoint (it stops at its
@@ -48,7 +48,7 @@ Post = Callable[[Message], object]
 @dataclass(frozen=True)
 class Job:
     id: int
-    kind: str  # load | sampler | check | train | browse | watch
+    kind: str  # load | sampler | check | train (in this process, or followed: ``child_run``) | browse | watch
     control: RunControl
     items: tuple[str, ...] = ()  # the checklist items a check job runs
 
@@ -197,10 +197,10 @@ def side_check(job: Job, exp: Experiment, check_ids: list[str], runs: Path, post
 
 
 def _check_control(job: Job, post: Post) -> RunControl:
-    """The job's control, with check starts, log lines and results posted as messages (few, in order) and
-    everything else (progress) through the queue."""
+    """The job's control, with check starts, log lines, table rows and results posted as messages (few, in order)
+    and everything else (progress) through the queue."""
     def emit(event: Event) -> None:
-        if isinstance(event, (CheckStarted, LogLine, CheckResult)):
+        if isinstance(event, (CheckStarted, LogLine, CheckRow, CheckResult)):
             post(CheckReported(event))
         else:
             job.control.emit(event)
@@ -238,3 +238,9 @@ def browse(job: Job, exp: Experiment, runs: Path, splits: Any, findings: dict[st
 
 def watch(job: Job, run_dir: Path, post: Post) -> None:
     bridge.watch_job(run_dir, job.control, lambda state: post(HistoryLoaded(state, str(run_dir))))
+
+
+def follow(job: Job, child: child_run.ChildRun, post: Post) -> None:
+    """Training in processes of its own (``child_run``), started here or found running: followed like ``watch``,
+    steered through its control file."""
+    child_run.follow(child, job.control, lambda history, checkpoint: post(RunFollowed(child, history, checkpoint)))

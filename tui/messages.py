@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.message import Message
 
-from recipe_tui.core.events import CheckResult, CheckStarted, LogLine
+from recipe_tui.core.events import CheckResult, CheckRow, CheckStarted, LogLine
 
 from .bridge import DataSummary
 from .run_state import RunState
@@ -49,10 +49,11 @@ class HistoryLoaded(Message, bubble=False):
 
 @dataclass
 class CheckReported(Message, bubble=False):
-    """A check job's start, log line or result. Few, and their order matters (a traceback belongs to the
-    check that is running), so they are messages, in order; only its Progress events use the queue."""
+    """A check job's start, log line, table row or result. Few, and their order matters (a traceback belongs to the
+    check that is running; a row to the run that started before it), so they are messages, in order; only its
+    Progress events use the queue."""
 
-    event: CheckStarted | LogLine | CheckResult
+    event: CheckStarted | LogLine | CheckRow | CheckResult
 
 
 @dataclass
@@ -67,3 +68,14 @@ class SideJobEnded(Message, bubble=False):
     """A job that ran beside the foreground one (stage-1 data checks during training) returned."""
 
     job_id: int
+
+
+@dataclass
+class RunFollowed(Message, bubble=False):
+    """A run in processes of its own (``tui/child_run.py``) is followed: its run dir is known. ``history``: a
+    re-attached run's recorded events folded into one state, ``checkpoint`` its last checkpoint's step; None for a
+    run this app just started (its events all come through the queue)."""
+
+    child: Any  # child_run.ChildRun
+    history: RunState | None
+    checkpoint: int | None

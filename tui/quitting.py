@@ -15,13 +15,37 @@ WHAT = {"train": "Training", "check": "A check", "browse": "The browser's loss p
 ASK = tuple(WHAT)  # the jobs ``q`` asks about (watching only reads: it quits at once)
 
 
-def question(kind: str, state: RunState) -> str:
-    """The quit question for a running job of ``kind``."""
-    if kind == "train":
-        where = f" (step {state.step:,} of {state.total:,})" if state.total else " (starting)"
-        return (f"Training is running{where}.\n\nStop it and quit? A checkpoint is written; "
-                "`recipe-tui train --resume RUN_DIR` continues it.")
-    return f"{WHAT.get(kind, 'A job')} is running.\n\nStop it and quit?"
+def question(kind: str, state: RunState, apart: bool = False) -> str:
+    """The quit question for a running job of ``kind``; ``apart``: training runs in processes of its own, so
+    it can also be left running (detach)."""
+    if kind != "train":
+        return f"{WHAT.get(kind, 'A job')} is running.\n\nStop it and quit?"
+    where = f" (step {state.step:,} of {state.total:,})" if state.total else " (starting)"
+    if apart:
+        return (f"Training is running in processes of its own{where}.\n\nStop it and quit? A checkpoint is "
+                "written. Or detach: quit and leave it running; opening the app again re-attaches to it.")
+    return (f"Training is running{where}.\n\nStop it and quit? A checkpoint is written; "
+            "`recipe-tui train --resume RUN_DIR` continues it. (T trains in a process of its own, which can "
+            "be left running when the app quits.)")
+
+
+def apart_line(run_dir: str | None, pid: int | None, step: int, total: int, log: str | Path | None,
+               paused: bool = False, detached: bool = True, file: str | Path | None = None) -> str:
+    """After the app left a run in processes of its own: detached (it goes on), or still stopping by itself."""
+    of = f" of {total:,}" if total else ""
+    if run_dir is None:
+        then = ("opening the app again re-attaches to its run" if detached
+                else "it was asked to stop and ends by itself")
+        return f"recipe-tui: the training process (pid {pid}) is still starting, on its own; {then}; its output: {log}"
+    where = f"run {run_dir} (pid {pid}, step {step:,}{of}"
+    if not detached:
+        return (f"recipe-tui: {where}) is still stopping in its own processes: it writes its checkpoint and ends by "
+                f"itself; then continue it with: {resume_command(run_dir, file)}")
+    pause = "; paused: press p after re-attaching, or write `run` into its control file" if paused else ""
+    control = shlex.quote(str(Path(run_dir) / "control"))
+    return (f"recipe-tui: {where}) goes on in processes of its own{pause}. Opening the app again re-attaches to it; "
+            f"`recipe-tui watch {shlex.quote(str(run_dir))}` follows it, `echo stop > {control}` stops it; "
+            f"its output: {log or 'not kept'}")
 
 
 def resume_command(run_dir: str | Path, file: str | Path | None = None) -> str:

@@ -53,13 +53,29 @@ def stuck_at(thread: threading.Thread) -> str:
     return f"{Path(f.filename).name}:{f.lineno} in {f.name}"
 
 
+_SPARED: set[int] = set()
+
+
+def spare(pid: int) -> None:
+    """``kill_children`` leaves ``pid`` and every process under it alone: a training run in processes of its own,
+    which stops (or goes on, detached) by itself (``tui/child_run.py``)."""
+    _SPARED.add(pid)
+
+
 def kill_children(timeout: float = 1.0) -> int:
-    """End this process's child processes (DataLoader workers, the user's own): SIGTERM, then SIGKILL after
-    ``timeout``. Returns how many there were."""
+    """End this process's child processes (DataLoader workers, the user's own) except the spared ones: SIGTERM,
+    then SIGKILL after ``timeout``. Returns how many there were."""
     try:
         children = psutil.Process().children(recursive=True)
     except psutil.Error:
         return 0
+    spared = set(_SPARED)
+    for pid in _SPARED:
+        try:
+            spared.update(p.pid for p in psutil.Process(pid).children(recursive=True))
+        except psutil.Error:
+            pass
+    children = [c for c in children if c.pid not in spared]
     for child in children:
         try:
             child.terminate()

@@ -1,75 +1,59 @@
-"""Machine load for the status line: per-GPU utilisation and memory through NVML, else CPU and RAM through
-psutil (Linux, macOS, Windows alike), and this process's own memory either way.
+"""Machine load for the status line: each GPU's utilisation, memory, temperature and power through
+``core.gpu_monitor`` (NVML), else CPU and RAM through psutil (Linux, macOS, Windows alike), and the run's own
+memory either way: this process (the app, and training inside it), or, while the app follows a run in a process
+of its own (``follow``), that process and every process under it (a torchrun group's ranks).
 
 NVML start-up (library load, init) takes tens of milliseconds, so ``start`` is meant for a worker thread;
-``sample`` is cheap (a few system calls) and runs on the UI thread from a 1 Hz timer.
+``sample`` is cheap (a few NVML and system calls) and runs on the UI thread from a 1 Hz timer.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Any
 
 import psutil
+
+from recipe_tui.core.gpu_monitor import GpuMonitor, GpuStat, format_gpu
 
 GiB = 1024 ** 3
 
 
 @dataclass(frozen=True)
-class GpuReading:
-    index: int
-    util: float | None  # percent
-    mem_used: int  # bytes
-    mem_total: int
-
-
-@dataclass(frozen=True)
 class SysReading:
-    gpus: tuple[GpuReading, ...] = ()
+    gpus: tuple[GpuStat, ...] = ()
     cpu: float | None = None  # percent of all cores since the previous sample
     ram_used: int | None = None  # bytes (total minus available)
     ram_total: int | None = None
-    process_rss: int | None = None  # this process's resident memory (the app, and training inside it)
+    process_rss: int | None = None  # resident memory of the run's process(es)
+    tree: bool = False  # process_rss is a followed run's process tree (``run``), not this process (``proc``)
 
 
 class SysSampler:
     def __init__(self) -> None:
-        self._nvml: Any = None
-        self._handles: list[Any] = []
-        self._process = psutil.Process()
+        self.monitor = GpuMonitor()
         self._cpu_primed = False  # psutil's first cpu_percent() has nothing to compare with
-        self._lock = threading.Lock()  # start() runs in a worker, sample() on the UI thread
+        self.pid: int | None = None  # the followed run's top process; None: this process
 
     def start(self) -> None:
         """Bring up NVML if there is an NVIDIA driver; silently fall back to CPU/RAM if not."""
-        try:
-            import pynvml
-            pynvml.nvmlInit()
-            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        except Exception:  # no package, no driver, no device: all mean "no GPU readings"
-            return
-        with self._lock:
-            self._nvml, self._handles = pynvml, handles
+        self.monitor.start()
 
     def close(self) -> None:
-        with self._lock:
-            nvml, self._nvml, self._handles = self._nvml, None, []
-        if nvml is not None:
-            try:
-                nvml.nvmlShutdown()
-            except Exception:
-                pass  # shutting down a library that is already gone is not worth a message
+        self.monitor.close()
 
     @property
     def has_gpu(self) -> bool:
-        return bool(self._handles)
+        return self.monitor.has_gpu
+
+    def follow(self, pid: int | None) -> None:
+        """Count the memory of ``pid`` and its descendants (a run in processes of its own); None: this process."""
+        self.pid = pid
 
     def sample(self) -> SysReading:
-        rss = self._rss()
-        with self._lock:
-            gpus = tuple(self._gpu(i, h) for i, h in enumerate(self._handles)) if self._nvml else ()
-        if gpus:
-            return SysReading(gpus=gpus, process_rss=rss)
+        tree = self.pid is not None
+        r = self.monitor.read(self.pid, children=tree)
+        rss = r.process_rss or None  # 0: the followed process is gone
+        if r.gpus:
+            return SysReading(gpus=r.gpus, process_rss=rss, tree=tree)
         cpu = psutil.cpu_percent(interval=None)  # since the previous call: never blocks
         cpu_known, self._cpu_primed = self._cpu_primed, True
         try:
@@ -77,40 +61,23 @@ class SysSampler:
             used, total = mem.total - mem.available, mem.total
         except (OSError, RuntimeError):
             used = total = None
-        return SysReading(cpu=cpu if cpu_known else None, ram_used=used, ram_total=total, process_rss=rss)
-
-    def _rss(self) -> int | None:
-        try:
-            return int(self._process.memory_info().rss)
-        except (psutil.Error, OSError):
-            return None
-
-    def _gpu(self, index: int, handle: Any) -> GpuReading:
-        nvml = self._nvml
-        try:
-            util: float | None = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-        except Exception:
-            util = None  # some devices (MIG slices) do not report utilisation
-        try:
-            mem = nvml.nvmlDeviceGetMemoryInfo(handle)
-            used, total = int(mem.used), int(mem.total)
-        except Exception:
-            used = total = 0
-        return GpuReading(index=index, util=util, mem_used=used, mem_total=total)
+        return SysReading(cpu=cpu if cpu_known else None, ram_used=used, ram_total=total, process_rss=rss, tree=tree)
 
 
 def format_reading(r: SysReading) -> str:
-    """``GPU0 87% 12.3/80G`` per GPU, else ``CPU 42% RAM 3.1/15.6G``, then ``proc 1.2G`` (this process's
-    memory); empty when nothing is known."""
+    """Each GPU (``GPU0 87% 12.3/80G 64°C 310W``), else ``CPU 42% RAM 3.1/15.6G``; then the run's memory:
+    ``proc 1.2G`` (this process) or ``run 1.2G`` (a followed run's processes), with ``+3.0G GPU`` when it holds
+    GPU memory. Empty when nothing is known."""
     parts = []
     if r.gpus:
-        parts += [f"GPU{g.index} {'–' if g.util is None else f'{g.util:.0f}%'} "
-                  f"{g.mem_used / GiB:.1f}/{g.mem_total / GiB:.0f}G" for g in r.gpus]
+        parts += [format_gpu(g, short=True) for g in r.gpus]
     else:
         if r.cpu is not None:
             parts.append(f"CPU {r.cpu:.0f}%")
         if r.ram_used is not None and r.ram_total:
             parts.append(f"RAM {r.ram_used / GiB:.1f}/{r.ram_total / GiB:.1f}G")
     if r.process_rss is not None:
-        parts.append(f"proc {r.process_rss / GiB:.1f}G")
+        own = f"{'run' if r.tree else 'proc'} {r.process_rss / GiB:.1f}G"
+        on_gpus = sum(g.process_mem or 0 for g in r.gpus)
+        parts.append(own + (f" +{on_gpus / GiB:.1f}G GPU" if on_gpus else ""))
     return "  ".join(parts)

@@ -20,9 +20,9 @@ def audit_splits(ctx: "CheckContext") -> "Splits":
     """The data as the audit sees it: with random augmentation off, which would hide exact copies."""
     if SPLITS_KEY not in ctx.cache:
         exp = ctx.exp
-        if exp.data.augment and not exp.data.factory:
+        if (exp.data.augment or exp.data.augmentation != "none") and not exp.data.factory:
             from ..data import load_data
-            ctx.cache[SPLITS_KEY] = load_data(exp.replace("data", augment=False))
+            ctx.cache[SPLITS_KEY] = load_data(exp.replace("data", augment=False, augmentation="none"))
         else:
             ctx.cache[SPLITS_KEY] = ctx.splits()
     return ctx.cache[SPLITS_KEY]

@@ -10,17 +10,15 @@ import math
 import time
 from typing import Any
 
-from torch.utils.data import Subset
-
 from ..capacity import CapacityPoint, capacity_points
 from ..config import apply_values
-from ..events import CheckRow, Event, LogLine, Progress, Step
+from ..events import CheckRow
+from ..stage_runs import TRAIN_EVAL_SAMPLES, loaded_model, numbers, train_run, train_set_loss
 from .common import fmt, num, stats
 from .context import CheckContext
 from .verdict import Verdict
 
 ID = "capacity"
-TRAIN_EVAL_SAMPLES = 4096
 GAIN = 0.05  # each larger model must end at least 5 % below the next smaller one
 FITS = 0.01  # a training loss below 1 % of the loss at init: the model fits the training set
 HINT = ("Pick a model large enough to overfit: add capacity one step at a time and check that training loss goes "
@@ -62,39 +60,18 @@ def _distinct(ctx: CheckContext, points: list[CapacityPoint]) -> list[CapacityPo
 
 
 def _train_point(ctx: CheckContext, point: CapacityPoint, i: int, n: int, group: str) -> dict[str, Any]:
-    from ..jobs import load_trained_model, run_training
-
     steps = ctx.exp.checks.capacity_steps
     exp = apply_values(ctx.exp, {**point.values, "train.steps": steps, "train.early_stop": 0})  # same steps for all
-
-    def forward(e: Event) -> None:  # the run's own events go to its run dir; the check reports progress
-        if isinstance(e, Step):
-            ctx.emit(Progress(task=f"{ID} {point.label}", done=i * steps + e.step, total=n * steps))
-        elif isinstance(e, LogLine) and e.level != "info":
-            ctx.emit(LogLine(f"{ID} {point.label}: {e.message}", level=e.level, detail=e.detail))
-
-    t0 = time.perf_counter()
     tag = {"kind": ID, "group": group, "label": point.label, "index": i}
-    out = run_training(exp, ctx.control.with_emit(forward), runs_root=ctx.runs_root, known={exp.name: ctx.exp}, tag=tag)
-    row: dict[str, Any] = {"label": point.label, "changes": point.values, "status": out.status,
-                           "run_dir": str(out.run_dir), "seconds": round(time.perf_counter() - t0, 2),
-                           "last_batch_loss": _n(out.final.get("loss")), "val_loss": _n(out.final.get("val_loss"))}
-    metric = ctx.task.metric
-    if metric and metric in out.final:
-        row[metric] = _n(out.final[metric])
-    if out.status == "failed":
-        return {**row, "reason": out.reason, "params": None, "train_loss": None}
-    _, model, splits = load_trained_model(out.run_dir, {exp.name: ctx.exp}, splits=ctx.splits())
+    t = train_run(ctx, exp, tag, (i * steps, n * steps))
+    row: dict[str, Any] = {"label": point.label, "changes": point.values, "status": t.status,
+                           "run_dir": str(t.run_dir), "seconds": t.seconds, **numbers(ctx, t)}
+    if t.status == "failed":
+        return {**row, "reason": t.reason, "params": None, "train_loss": None}
+    model = loaded_model(ctx, t.run_dir)
     row["params"] = sum(p.numel() for p in model.parameters())
-    row["train_loss"] = _n(_train_loss(ctx, model, splits.train))
+    row["train_loss"] = _n(train_set_loss(ctx, model))
     return row
-
-
-def _train_loss(ctx: CheckContext, model: Any, train: Any) -> float:
-    from ..audit import per_sample_losses
-    subset = train if len(train) <= TRAIN_EVAL_SAMPLES else Subset(train, range(TRAIN_EVAL_SAMPLES))
-    model.to(ctx.device)
-    return float(per_sample_losses(model, subset, ctx.task, device=ctx.device, tick=lambda *_: ctx.tick()).loss.mean())
 
 
 def _n(v: Any) -> Any:

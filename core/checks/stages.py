@@ -5,8 +5,8 @@ One place to read them all; a new check is a new module with ``def check(ctx) ->
 from __future__ import annotations
 
 from . import (baselines, batch_independence, batch_view, capacity, causality, data_balance, data_duplicates,
-               data_labels, data_outliers, data_stats, eval_mode, first_layer, grad_flow, init_loss, init_well, lr_find,
-               output_range, overfit_batch, seed, zero_input)
+               data_labels, data_outliers, data_stats, distill, ensemble, eval_mode, first_layer, grad_flow, init_loss,
+               init_well, lr_find, output_range, overfit_batch, regularize, seed, tune, zero_input)
 from .runner import Check
 
 # 1 Inspect the data
@@ -41,4 +41,20 @@ STAGE_3: dict[str, Check] = {
     "first-layer": first_layer.check,
 }
 
-CHECKS: dict[str, Check] = {**STAGE_1, **STAGE_2, **STAGE_3}
+# 4 Regularize
+STAGE_4: dict[str, Check] = {
+    "regularize": regularize.check,
+}
+
+# 5 Tune
+STAGE_5: dict[str, Check] = {
+    "tune": tune.check,
+}
+
+# 6 Squeeze out the juice
+STAGE_6: dict[str, Check] = {
+    "ensemble": ensemble.check,
+    "distill": distill.check,
+}
+
+CHECKS: dict[str, Check] = {**STAGE_1, **STAGE_2, **STAGE_3, **STAGE_4, **STAGE_5, **STAGE_6}

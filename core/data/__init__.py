@@ -116,6 +116,9 @@ def load_data(exp: Experiment) -> Splits:
             train = Subset(train, range(d.limit))
         splits = Splits(train=train, val=splits.val, test=splits.test, info=splits.info)
     require_training_samples(splits.train, exp)
+    if d.augmentation != "none":
+        from ..augment import augmented
+        splits = augmented(splits, exp)
     return splits
 
 

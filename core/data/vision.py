@@ -6,6 +6,7 @@ from pathlib import Path
 from torch.utils.data import Dataset, Subset
 
 from ..config import ConfigError, Experiment, where
+from ..augment import IMAGE_PRESETS, image_ops
 from . import DataInfo, Splits, random_split_indices
 
 # name → (torchvision class, channel means, channel stds)
@@ -15,6 +16,7 @@ TORCHVISION_SOURCES = {
     "cifar10": ("CIFAR10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ("CIFAR100", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
+NATIVE_SIZE = {"mnist": 28, "fashion-mnist": 28, "cifar10": 32, "cifar100": 32}
 
 
 def _root(exp: Experiment) -> Path:
@@ -32,6 +34,8 @@ def _transforms(exp: Experiment, mean: tuple[float, ...], std: tuple[float, ...]
         ops += [T.RandomCrop(size or 32, padding=4) if size or len(mean) == 3 else T.RandomCrop(28, padding=2)]
         if len(mean) == 3:
             ops.append(T.RandomHorizontalFlip())
+    if train and exp.data.augmentation in IMAGE_PRESETS:  # on the PIL image: colour jitter sees real colours
+        ops += image_ops(exp.data.augmentation, size or NATIVE_SIZE.get(exp.data.source or ""))
     ops += [T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(ops)
 

@@ -78,22 +78,22 @@ async def test_tick_a_manual_item_and_find_it_ticked_after_reopening(recipes, tm
     app = RecipeApp(file=recipes, runs=runs)
     async with app.run_test(size=(100, 30)) as pilot:
         checklist = app.query_one(Checklist)
-        checklist.select_item("regularize")
+        checklist.select_item("tui-manual")
         await pilot.press("space")
-        assert checklist.status("regularize") == "ticked"
+        assert checklist.status("tui-manual") == "ticked"
         checklist.select_item("init-loss")  # automated: space does not tick it
         await pilot.press("space")
         assert checklist.status("init-loss") == "pending"
-        checklist.select_item("tune")
+        checklist.select_item("tui-manual-2")
         await pilot.press("space", "space")  # ticked and unticked again
-        assert checklist.status("tune") == "manual"
-    assert ChecklistState.load(runs, "digits-mlp").ticks == {"regularize"}
+        assert checklist.status("tui-manual-2") == "manual"
+    assert ChecklistState.load(runs, "digits-mlp").ticks == {"tui-manual"}
     again = RecipeApp(file=recipes, runs=runs)
     async with again.run_test(size=(100, 30)) as pilot:
         checklist = again.query_one(Checklist)
-        assert checklist.status("regularize") == "ticked" and checklist.status("tune") == "manual"
-        checklist.select_item("regularize")
-        await wait_for(pilot, lambda: again.query_one("#detail").border_title == "regularize", what="the detail")
+        assert checklist.status("tui-manual") == "ticked" and checklist.status("tui-manual-2") == "manual"
+        checklist.select_item("tui-manual")
+        await wait_for(pilot, lambda: again.query_one("#detail").border_title == "tui-manual", what="the detail")
         assert "☑ ticked" in detail_text(again)
 
 

@@ -12,7 +12,8 @@ from recipe_tui.core.control import RunControl
 from recipe_tui.core.events import Eval, Finished, LogLine, RunStarted, Step
 from recipe_tui.tui.bridge import EventQueue, EventTail, watch_job
 from recipe_tui.tui.run_state import RunState, replay
-from recipe_tui.tui.sysinfo import GiB, GpuReading, SysReading, SysSampler, format_reading
+from recipe_tui.core.gpu_monitor import GpuStat
+from recipe_tui.tui.sysinfo import GiB, SysReading, SysSampler, format_reading
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -147,9 +148,10 @@ def test_sampler_reads_cpu_ram_and_this_process_through_psutil():
     assert format_reading(SysReading(cpu=50.0, ram_used=3 * GiB, ram_total=16 * GiB)) == "CPU 50%  RAM 3.0/16.0G"
     assert (format_reading(SysReading(cpu=5.0, ram_used=GiB, ram_total=2 * GiB, process_rss=GiB // 2))
             == "CPU 5%  RAM 1.0/2.0G  proc 0.5G")
-    gpus = (GpuReading(0, 87.0, 12 * GiB, 80 * GiB), GpuReading(1, None, 0, 80 * GiB))
-    assert format_reading(SysReading(gpus=gpus)) == "GPU0 87% 12.0/80G  GPU1 – 0.0/80G"
-    assert format_reading(SysReading(gpus=gpus[:1], process_rss=3 * GiB)) == "GPU0 87% 12.0/80G  proc 3.0G"
+    gpus = (GpuStat(0, "A", 87.0, 12 * GiB, 80 * GiB, 64.0, 310.4, 700.0),
+            GpuStat(1, "B", None, 0, 80 * GiB, None, None, None))
+    assert format_reading(SysReading(gpus=gpus)) == "GPU0 87% 12.0/80G 64°C 310W  GPU1 – 0.0/80G"
+    assert format_reading(SysReading(gpus=gpus[:1], process_rss=3 * GiB)) == "GPU0 87% 12.0/80G 64°C 310W  proc 3.0G"
     assert format_reading(SysReading()) == ""
 
 

@@ -3,9 +3,7 @@ checkpoint and one line says how to resume, a run still starting leaves no run d
 cannot keep the app from exiting, and SIGTERM / SIGHUP / SIGINT quit like ``q`` answered with yes."""
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -19,7 +17,7 @@ from recipe_tui.tui import jobs
 from recipe_tui.tui.app import RecipeApp
 from recipe_tui.tui.widgets.quit_screen import QuitScreen
 
-from tui_helpers import make_recipes, screen_text, wait_for
+from tui_helpers import app_process, make_recipes, screen_text, signal_after_checkpoint, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -82,6 +80,7 @@ async def test_q_during_training_asks_then_stops_with_a_checkpoint_and_says_how_
         await wait_for(pilot, lambda: app.home.state.step >= 50, what="training to run")
         await pilot.press("q")
         assert isinstance(app.screen, QuitScreen) and "Stop it and quit?" in screen_text(app)
+        assert "Detach" not in screen_text(app), "training inside the app cannot outlive it"
         asked_at = app.home.state.step
         await wait_for(pilot, lambda: app.home.state.step > asked_at + 20, what="training to go on while asking")
         await pilot.press("n")
@@ -160,39 +159,12 @@ async def test_user_code_that_never_returns_cannot_keep_the_app_from_exiting(tmp
     assert waited < 15, waited  # generous: the grace period is 1 s here
 
 
-APP_SCRIPT = '''
-import sys
-from recipe_tui.tui.app import RecipeApp
-
-app = RecipeApp(file=sys.argv[1], runs=sys.argv[2])
-
-
-async def train(pilot):
-    await pilot.press("t")
-
-app.run(headless=True, size=(100, 30), auto_pilot=train)
-for line in app.exit_lines:
-    print(line)
-sys.exit(app.return_code)
-'''
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
 def test_a_signal_stops_the_app_like_q_answered_yes(tmp_path, sig):
     recipes = make_recipes(tmp_path, steps=500_000, checkpoint_every=20, extra=False)
     runs = tmp_path / "runs"
-    (tmp_path / "app_script.py").write_text(APP_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "app_script.py"), str(recipes), str(runs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        deadline = time.monotonic() + 90
-        while not list(runs.glob("digits-mlp/*/checkpoint.pt")) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
+    proc = app_process(tmp_path, recipes, runs, "t")
+    out, err = signal_after_checkpoint(proc, runs, sig)
     assert proc.returncode == 130, err
     run = latest_run(runs, "digits-mlp")
     events = list(read_events(run / "events.jsonl"))

@@ -5,6 +5,9 @@ A plain module (not conftest) so test files can import it; its name is unique ac
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -14,7 +17,7 @@ from rich.console import Console
 from recipe_tui.core.checks import Verdict
 from recipe_tui.core.config import shipped_recipes_path
 
-# Checks that exist only in the tests: a pass with evidence and progress, and one that raises.
+# Checks that exist only in the tests: a pass with evidence and progress, one that raises; and two manual items.
 EXTRA_ITEMS = """
 [[stage.item]]
 id = "tui-pass"
@@ -33,6 +36,16 @@ id = "tui-boom"
 title = "A check that raises"
 check = "tui-test-boom"
 guidance = "Its check raises RuntimeError."
+
+[[stage.item]]
+id = "tui-manual"
+title = "A manual item"
+guidance = "Ticked by hand (every item of the shipped recipe is automated)."
+
+[[stage.item]]
+id = "tui-manual-2"
+title = "Another manual item"
+guidance = "Ticked by hand."
 
 """
 
@@ -90,3 +103,42 @@ def plain(renderable: Any, width: int = 300) -> str:
 def detail_text(app: Any) -> str:
     """The item detail pane's content, unwrapped."""
     return plain(app.query_one("#detail").body.content)
+
+
+APP_SCRIPT = '''
+import sys
+from recipe_tui.tui.app import RecipeApp
+from recipe_tui.tui.shutdown import fast_exit
+
+app = RecipeApp(file=sys.argv[1], runs=sys.argv[2])
+
+
+async def press(pilot):
+    await pilot.press(sys.argv[3])
+
+app.run(headless=True, size=(100, 30), auto_pilot=press)
+for line in app.exit_lines:
+    print(line)
+fast_exit(app.return_code)  # as the CLI ends: child processes are ended (a run in processes of its own is spared)
+'''
+
+
+def app_process(folder: Path, recipes: Path, runs: Path, key: str) -> subprocess.Popen:
+    """The app in a process of its own (headless, so that a test can send it signals), pressing ``key`` once
+    it is up; what it prints after exit comes on stdout."""
+    script = folder / "app_script.py"
+    script.write_text(APP_SCRIPT)
+    return subprocess.Popen([sys.executable, str(script), str(recipes), str(runs), key], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def signal_after_checkpoint(proc: subprocess.Popen, runs: Path, sig: int, timeout: float = 90) -> tuple[str, str]:
+    """Send ``sig`` to the app in ``proc`` once its run has written a checkpoint; its stdout and stderr."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not list(runs.glob("*/*/checkpoint.pt")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        return proc.communicate(timeout=30)
+    finally:
+        proc.kill()

@@ -1,5 +1,9 @@
 """The app's main screen: the checklist and item detail, the charts, the dataset pane, the run log and
-the status line; the keys that start jobs (enter, t, b) and steer them (s, p).
+the status line; the keys that start jobs (enter, t, T, b) and steer them (s, p).
+
+Training runs in a worker thread of the app, or, with ``train.nproc`` > 1 or ``T``, in processes of its own
+(``tui/child_run.py``), followed like ``watch`` and steered through the run's control file; such a run can be left
+running when the app quits, and opening the app again re-attaches to it.
 
 The first frame shows before torch is imported: the data, the check registry and the last run's
 curves load in a background job after it. Worker results arrive as messages (``tui/messages.py``).
@@ -21,7 +25,7 @@ from textual.widgets import Tree
 
 from recipe_tui.core.checklist_state import ChecklistState
 from recipe_tui.core.config import Experiment, RecipesFile
-from recipe_tui.core.events import CheckStarted, Failed, Finished, LogLine, Progress
+from recipe_tui.core.events import CheckRow, CheckStarted, Failed, Finished, LogLine, Progress
 
 from .. import jobs
 from ..checklist_results import ChecklistResults
@@ -33,10 +37,11 @@ from ..widgets.checklist import Checklist
 from ..widgets.dataset import DatasetPane
 from ..widgets.footer import KeysFooter
 from ..widgets.item_detail import ItemDetail
+from .apart_runs import ApartRuns
 from .run_screen import CHART_BINDINGS, VIEW_BINDINGS, Handler, RunScreen, metrics_text, short_path
 
 
-class MainScreen(RunScreen, inherit_bindings=False):
+class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
     # All of them here, in the footer's order (inherited chart keys would come first).
     BINDINGS = [
         Binding("t", "train", "Train", id="app.train"),
@@ -45,15 +50,19 @@ class MainScreen(RunScreen, inherit_bindings=False):
         *CHART_BINDINGS,
         Binding("b", "browse", "Browse", id="app.browse"),
         *VIEW_BINDINGS,
+        # After z: from about 140 columns on (below that the keys before ``? Help`` are cut from the end).
+        Binding("T", "train_apart", "Train detachable", key_display="T", id="app.train-apart"),
         # inherit_bindings=False drops Screen's own: tab moves between the panes.
         Binding("tab", "app.focus_next", "Next pane", show=False, id="app.focus-next"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False, id="app.focus-previous"),
     ]
 
-    def __init__(self, recipes: RecipesFile, exp: Experiment, runs: str | Path, ui: UiState | None = None) -> None:
+    def __init__(self, recipes: RecipesFile, exp: Experiment, runs: str | Path, ui: UiState | None = None,
+                 overrides: tuple[str, ...] = ()) -> None:
         super().__init__(runs, ui)
         self.recipes = recipes
         self.exp = exp
+        self.overrides = overrides  # ``recipe-tui --set K=V``: a run in processes of its own gets them too
         self.checks = ChecklistState.load(self.runs, exp.name)
         self.data: Future = Future()  # the splits once the load job has them (None if it failed)
         self.splits: Any = None  # the same, on the UI thread, once DataLoaded arrived
@@ -100,6 +109,7 @@ class MainScreen(RunScreen, inherit_bindings=False):
 
     def start_background(self) -> None:
         super().start_background()
+        self.reattach()  # before the load job: the followed run's curves win over the last run's
         self.jobs.start("load", lambda job: jobs.load(job, self.exp, self.runs, self.data, self.post_message),
                         foreground=False)
 
@@ -186,12 +196,24 @@ class MainScreen(RunScreen, inherit_bindings=False):
         return True
 
     def action_train(self) -> None:
+        """Train in this process (the app's worker thread); with ``train.nproc`` > 1 torchrun starts the
+        processes, in a process of its own."""
+        self.start_training(apart=self.exp.train.nproc > 1)
+
+    def action_train_apart(self) -> None:
+        """T: train in a process of its own, even with one device, so that the run can outlive the app."""
+        self.start_training(apart=True)
+
+    def start_training(self, apart: bool) -> None:
         if self.busy():
             return
         self.show_run(RunState())
-        self.status.job = "starting training (torch, data, model)…"
         self.checklist.set_status("train", "running")
-        self.start_job("train", lambda job: jobs.train(job, self.exp, self.runs, self.data), ("train",))
+        if not apart:
+            self.status.job = "starting training (torch, data, model)…"
+            self.start_job("train", lambda job: jobs.train(job, self.exp, self.runs, self.data), ("train",))
+            return
+        self.start_apart()
 
     def action_stop(self) -> None:
         job = self.jobs.current
@@ -238,7 +260,7 @@ class MainScreen(RunScreen, inherit_bindings=False):
         the losses need a model, and building one would take random numbers from the run."""
         from ..widgets.sample_browser import SampleBrowser
 
-        if self.exp.data.augment:
+        if self.exp.data.augment or self.exp.data.augmentation != "none":
             self.notify("Training is running and data.augment draws its random crops from the run's random "
                         "numbers: b opens the browser when training ends.", severity="warning", timeout=8)
             return
@@ -260,6 +282,8 @@ class MainScreen(RunScreen, inherit_bindings=False):
         self.status.job = ""
         if self.state.status == "stopping":
             self.state.status = "stopped"
+        if job.kind == "train":
+            self.apart_ended()
         self.status.show(self.state)
 
     def on_side_job_ended(self, message: SideJobEnded) -> None:
@@ -276,6 +300,8 @@ class MainScreen(RunScreen, inherit_bindings=False):
             self.results.check_started(e)
         elif isinstance(e, LogLine):
             self.show_log(e)
+        elif isinstance(e, CheckRow):
+            self.results.check_row(e)  # a rung, a trial, a member: live in the item pane
         else:
             self.results.check_result(e)
 

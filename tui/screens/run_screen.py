@@ -24,6 +24,7 @@ from recipe_tui.core.events import Checkpoint, Eval, Failed, Finished, LogLine, 
 
 from .. import jobs, quitting
 from ..bridge import EventQueue
+from ..child_run import ChildRun
 from ..jobs import Job, Jobs, error_text
 from ..messages import EventsPending, HistoryLoaded
 from ..run_state import RunState
@@ -87,6 +88,7 @@ class RunScreen(Screen[None]):
         self._printed = ""  # a print() in progress (Print events arrive in pieces)
         self.session_run = ""  # the run dir of the last run started in this session (the exit line names it)
         self.last_checkpoint: int | None = None  # its last checkpoint's step
+        self.apart: ChildRun | None = None  # the run followed in processes of its own (MainScreen)
         self._folded_logged = float("-inf")
 
     def event_handlers(self) -> dict[type, Handler]:
@@ -128,18 +130,26 @@ class RunScreen(Screen[None]):
         self.app.end_capture_print(self)
         self.sampler.close()
 
-    async def stop_jobs(self, file: str | Path | None = None) -> list[str]:
+    async def stop_jobs(self, file: str | Path | None = None, detach: bool = False) -> list[str]:
         """Stop every job and wait, bounded, for its thread (the trainer checkpoints and returns); show the rest.
-        Returns what to print after exit: the session's run and how to resume it (``file``: the recipes file
-        to name), and any job that did not return (user code stuck), also noted in the run's events.jsonl."""
-        job = self.jobs.current
-        if job is not None and job.kind == "train" and self.state.active:
+        ``detach``: a run in processes of its own (``apart``) is left running instead. Returns what to print after
+        exit: the session's run and how to resume it (``file``: the recipes file to name), or where a run left
+        running is; and any job that did not return (user code stuck), also noted in the run's events.jsonl."""
+        job, apart, paused = self.jobs.current, self.apart, self.state.status == "paused"
+        detach = detach and apart is not None
+        if detach:
+            apart.detached.set()  # before the stop below: the follower lets go without asking the run to stop
+        elif job is not None and job.kind == "train" and self.state.active:
             self.state.status = "stopping"
             self.run_log.add("stopping the train job… (a checkpoint is written)")
             self.status.show(self.state)
         self.jobs.stop_all()
         stuck = await self.jobs.wait()
         self.drain(everything=True)
+        if apart is not None and (detach or not apart.ended()):
+            line = quitting.apart_line(apart.run_dir and short_path(str(apart.run_dir)), apart.top, self.state.step,
+                                       self.state.total, apart.log_path, paused, detach, file)
+            return [line]  # its follower only reads: nothing of the run is left behind in this process
         lines = []
         for job, thread in stuck:
             line = quitting.stuck_line(job.kind, thread, jobs.QUIT_WAIT_S.get(job.kind, jobs.QUIT_WAIT_OTHER_S))
@@ -253,6 +263,8 @@ class RunScreen(Screen[None]):
         job = self.jobs.current
         if self.state.active or (job is not None and job.kind == "train"):
             return  # a new run started meanwhile: its curves win
+        if self.session_run and Path(message.run_dir) == Path(self.session_run):
+            return  # this session followed it (re-attached) and shows it already
         self.show_run(message.state)
         self.history_shown(message)
 

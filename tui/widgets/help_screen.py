@@ -18,14 +18,18 @@ KEYS = [
     ("enter", "run the selected item (on a stage heading: every automated item of the stage)"),
     ("space", "tick / untick the selected manual item (on a stage heading: fold it)"),
     ("/", "filter the checklist (or the log, when it has the focus); escape clears the filter"),
-    ("t", "train the experiment (live charts, log and status)"),
+    ("t", "train the experiment (live charts, log and status); with train.nproc > 1 in that many processes "
+          "(torchrun), which can be left running like T's"),
+    ("T", "train in a process of its own: q then offers to detach (quit and leave it running); opening the app "
+          "again re-attaches to it"),
     ("s", "stop the running job (training writes a checkpoint)"),
     ("p", "pause / resume training"),
     ("l", "toggle a logarithmic y axis on the charts"),
     ("b", "browse samples: duplicates, outliers, label issues, largest losses after training"),
     ("z", "zoom: the focused pane fills the screen (z or escape again to go back)"),
     ("?", "this help"),
-    ("q", "quit (while a job runs it asks first: y stops the job and quits, n goes back)"),
+    ("q", "quit (while a job runs it asks first: y stops the job and quits, n goes back, d detaches a run in "
+          "processes of its own)"),
     ("tab", "move focus: checklist → item → dataset → log (↑/↓ scroll; in the log enter folds tracebacks)"),
     ("ctrl+p", "command palette: every action by name, themes, a screenshot (saved in the runs folder)"),
 ]

@@ -32,6 +32,7 @@ class ItemDetail(VerticalScroll):
         self.border_title = "Item"
         self.body = Static("", id="detail-body")  # focusable (tab): ↑/↓ scroll a long traceback
         self._shown: tuple[Any, ...] | None = None  # the last show()'s arguments
+        self._live: dict[str, list[dict[str, Any]]] | None = None
         self._width = 0
 
     def compose(self):
@@ -48,11 +49,15 @@ class ItemDetail(VerticalScroll):
 
     def _reshow(self) -> None:
         if self._shown is not None:
-            self.show(*self._shown, home=False)  # the same item: the reader keeps their place
+            self.show(*self._shown, home=False, live=self._live)  # the same item: the reader keeps their place
 
     def show(self, item: Item, stage: str, status: str, result: CheckResult | None = None,
-             when: float | None = None, detail: str = "", *, home: bool = True) -> None:
+             when: float | None = None, detail: str = "", *, home: bool = True,
+             live: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        """``live``: the tables of the item's check while it runs (rows as they come); shown instead of the last
+        result."""
         self._shown = (item, stage, status, result, when, detail)
+        self._live = live
         self.border_title = item.id
         parts: list[RenderableType] = [
             Text.assemble((item.title, "bold"), "\n",
@@ -60,7 +65,9 @@ class ItemDetail(VerticalScroll):
             Text(""),
             Text(item.guidance, style="italic"),
         ]
-        if result is not None:
+        if live:
+            parts += [Text(""), _live(live, self.content_size.width or 60, styled(self, "item-detail--bar"))]
+        elif result is not None:
             parts += [Text(""), _verdict(mark(status_of(result), self), status_of(result), result, when)]
             width = self.content_size.width or 60
             evidence = render_evidence(result.metrics, width, HIDDEN_METRICS, styled(self, "item-detail--bar"))
@@ -88,6 +95,19 @@ class ItemDetail(VerticalScroll):
         summary = "  ".join(f"{MARKS[s][0]} {n}" for s, n in counts.items() if n)
         self._update(Group(Text(f"{number} {title}", style="bold"), Text(summary),
                            Text("enter runs every automated item of this stage; space folds it.", style="dim")))
+
+
+def _live(tables: dict[str, list[dict[str, Any]]], width: int, bar: Any) -> RenderableType:
+    """A running check's tables so far: the newest rows of each (a sweep of 20 trials shows its latest)."""
+    from ..evidence import ROWS_MAX
+
+    counts = ", ".join(f"{len(rows)} {name}" for name, rows in tables.items())
+    shown = {name: rows[-ROWS_MAX:] for name, rows in tables.items()}
+    more = [f"{name}: the last {ROWS_MAX} of {len(rows)}" for name, rows in tables.items() if len(rows) > ROWS_MAX]
+    body = render_evidence(shown, width, (), bar)
+    note = "  (" + "; ".join(more) + ")" if more else ""
+    return Group(Text.assemble(("⟳ running", "bold"), f" — so far {counts}", (note, "dim")),
+                 *([body] if body is not None else []))
 
 
 def _manual_hint(item_id: str) -> str:
