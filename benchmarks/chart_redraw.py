@@ -4,7 +4,7 @@
 
 Builds the charts of the app from series of N training steps, as the Charts pane does on each redraw: the loss
 (raw train faint, its moving average, val), the val metric, the grad norm, and the lr strip's line; each series
-downsampled (min/max per column bucket), then drawn in braille (``tui/braille.py``). Budget (DESIGN.md): the
+downsampled (min/max per column bucket), then drawn by plotext (``tui/widgets/plot.py``). Budget (DESIGN.md): the
 redraw at 1,000,000 points costs ≤ 1.2 × the one at 1,000. Prints median times and the ratio, for two chart
 sizes, and the absolute time of one redraw (it runs on the UI thread, taking the GIL from the trainer).
 """

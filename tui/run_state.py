@@ -41,7 +41,6 @@ class RunState:
         self.threads = 0  # torch's CPU threads of the run (RunStarted; 0: not reported)
         self._ema, self._ema_n = 0.0, 0
         self._rate_step, self._rate_steps, self._rate_time = 0, 0, 0.0
-        self._seconds_per_step: float | None = None
 
     @property
     def active(self) -> bool:
@@ -57,7 +56,7 @@ class RunState:
         self.status, self.recipe, self.run_dir, self.device = "training", e.recipe, e.run_dir, e.device
         self.total, self.step, self.params, self.rate = e.steps, e.start_step, e.params, None
         self.reason, self.final, self.threads = "", {}, e.threads
-        self._rate_step, self._rate_steps, self._rate_time, self._seconds_per_step = e.start_step, 0, 0.0, None
+        self._rate_step, self._rate_steps, self._rate_time = e.start_step, 0, 0.0
 
     def _step(self, e: Step) -> None:
         self.step = e.step
@@ -75,17 +74,17 @@ class RunState:
 
     def _smooth_rate(self, steps: int, steps_per_s: float) -> None:
         """Each Step reports the rate since the previous one (evaluations and checkpoints in between included): the
-        mean over the first ``RATE_TAU_S`` of training, then a moving average with that time constant, in seconds
-        per step (what the ETA is linear in). An interval with an evaluation no longer moves the ETA by minutes."""
+        mean over the first ``RATE_TAU_S`` of training, then a moving average weighted by each interval's duration
+        (about the steps done in the last ``RATE_TAU_S`` over that time). A half-second evaluation moves the ETA by
+        about half a second's worth, not by minutes (an average of seconds per step would weigh the slow interval
+        by its length twice)."""
         seconds = steps / steps_per_s
         self._rate_steps += steps
         self._rate_time += seconds
-        if self._seconds_per_step is None or self._rate_time <= RATE_TAU_S:
-            self._seconds_per_step = self._rate_time / self._rate_steps
+        if self.rate is None or self._rate_time <= RATE_TAU_S:
+            self.rate = self._rate_steps / self._rate_time
         else:
-            weight = 1 - math.exp(-seconds / RATE_TAU_S)
-            self._seconds_per_step += weight * (seconds / steps - self._seconds_per_step)
-        self.rate = 1 / self._seconds_per_step
+            self.rate += (1 - math.exp(-seconds / RATE_TAU_S)) * (steps_per_s - self.rate)
 
     def _eval(self, e: Eval) -> None:
         if e.split != "val":

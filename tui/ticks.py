@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Sequence
 
-from .braille import Axis
+
+@dataclass(frozen=True)
+class Axis:
+    lo: float
+    hi: float
+    ticks: Sequence[tuple[float, str]] = ()  # (position in axis units, label)
 
 
 def nice_ticks(lo: float, hi: float, n: int) -> list[float]:

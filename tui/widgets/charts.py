@@ -25,12 +25,11 @@ from textual.containers import Grid
 from textual.reactive import reactive
 from textual.timer import Timer
 
-from ..braille import RGB
 from ..marks import follow_theme
 from ..run_state import RunState
 from ..ticks import fmt_step, fmt_value
 from .lr_strip import LrStrip
-from .plot import Curve, Plot
+from .plot import RGB, Curve, Plot
 
 MAX_WAIT_S = 1.0  # while data arrives, no chart is older than this
 RECENT = 0.25  # `w`: the last quarter of the steps
@@ -57,6 +56,7 @@ class Charts(Grid):
         self.grad = Plot("grad norm", id="chart-grad")
         self.lr = LrStrip(id="chart-lr")
         self.ticks = 0  # redraw passes so far (tests read it)
+        self.interval = 1 / max_hz  # the wait after the last redraw before the next one (tests read it)
 
     @property
     def builds(self) -> int:
@@ -97,8 +97,9 @@ class Charts(Grid):
         self.tick()
 
     def on_resize(self) -> None:
-        self._next_ok = 0.0
-        self.call_after_refresh(self.tick)  # sizes of the plots are known after the layout pass
+        # The plots' sizes are known after the layout pass; a new size is drawn then, not after the rate limit's
+        # wait (a timer that fires later would wake an idle app).
+        self.call_after_refresh(self._answer_key)
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -110,7 +111,8 @@ class Charts(Grid):
         drew = self.redraw()
         spent = time.perf_counter() - t0
         if drew:  # stretch the interval only as far as the budget asks, never past MAX_WAIT_S
-            self._next_ok = now + max(1 / self.max_hz, min(spent / self.budget, MAX_WAIT_S))
+            self.interval = max(1 / self.max_hz, min(spent / self.budget, MAX_WAIT_S))
+            self._next_ok = now + self.interval
 
     def _retick(self) -> None:
         self._timer = None

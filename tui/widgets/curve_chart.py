@@ -9,9 +9,8 @@ from typing import Sequence
 
 from rich.markup import escape
 
-from ..braille import RGB
 from ..ticks import fmt_value
-from .plot import Curve, Plot
+from .plot import RGB, Curve, Plot
 
 COLORS: tuple[RGB, ...] = ((80, 160, 255), (255, 160, 40), (90, 200, 120), (230, 100, 210), (80, 215, 215),
                            (235, 215, 80), (240, 95, 95), (170, 160, 255))

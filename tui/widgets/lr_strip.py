@@ -8,9 +8,9 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from ..braille import RGB
 from ..series import MinMaxSeries
 from ..ticks import fmt_step, fmt_value
+from .plot import RGB
 
 SPARK = "▁▂▃▄▅▆▇█"
 

@@ -1,27 +1,33 @@
-"""One chart: braille lines (``tui/braille.py``) cached as strips, rebuilt only when its owner asks with a new key.
+"""One chart: drawn by plotext on a private figure, cached as strips, rebuilt only when its owner asks with a new key.
 
-Owners (the charts pane, ``CurveChart``) give it ``Curve``s of plain values, already downsampled to about two
-points per column (``MinMaxSeries.points``), so a build costs the same whatever the history length. A log axis is
-drawn here: log10 of the values is plotted and the ticks are labelled with the values themselves.
-``render_line`` only hands out the cached strips: painting a frame costs nothing more.
+plotext's module-level API shares one global figure and is not thread-safe: each ``Plot`` owns its own figure,
+built on the UI thread. Owners (the charts pane, ``CurveChart``) give it ``Curve``s of plain values, already
+downsampled to about two points per column (``MinMaxSeries.points``), so a build costs the same whatever the
+history length (plotext's build is linear in points). A log axis is drawn here: plotext 5's ``yscale("log")``
+re-applies log10 to the stored data on every build, so log10 of the values is plotted and the ticks are labelled
+with the values themselves. Colours are explicit (plotext's implicit ones depend on call order). plotext's ANSI
+output becomes rows of rich Segments once per build; ``render_line`` only hands out the cached strips.
 """
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ..braille import RGB, Axis, Trace, render
 from ..ticks import fmt_value, step_axis, value_axis
 
 MIN_W, MIN_H = 16, 5  # below this a chart is unreadable: the latest values are shown as text instead
+RGB = tuple[int, int, int]
+_CONSOLE = Console(color_system="truecolor", width=1000, file=io.StringIO())  # turns parsed text into segments
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class Plot(Widget):
         self._strips: list[Strip] | None = None  # the rows as strips, made once per build, not once per frame
         self._base: Style = Style()
         self._key: tuple[Any, ...] | None = None
+        self._fig: Any = None  # this chart's plotext figure (``figure``)
         self.builds = 0  # how many times it was drawn (tests and benchmarks read it)
         self.build_seconds = 0.0  # what the last build took
         self.built_at = 0.0  # when (time.monotonic)
@@ -79,8 +86,9 @@ class Plot(Widget):
         if full == self._key or w <= 0 or h <= 0:
             return False
         self._key = full
+        figure = self.figure()  # a first-time import is not drawing cost: keep it out of build_seconds
         t0 = time.perf_counter()
-        self._rows = self.draw(curves(), w, h, log_y=log_y, log_x=log_x, steps_x=steps_x)
+        self._rows = self.draw(curves(), w, h, log_y=log_y, log_x=log_x, steps_x=steps_x, figure=figure)
         self._strips = None
         self.build_seconds = time.perf_counter() - t0
         self.builds += 1
@@ -89,10 +97,17 @@ class Plot(Widget):
         return True
 
     # -- drawing --------------------------------------------------------------------------------------
+    def figure(self) -> Any:
+        """This chart's own plotext figure (made on first use: plotext is not imported before the first frame)."""
+        if self._fig is None:
+            self._fig = new_figure()
+        return self._fig
+
     @staticmethod
     def draw(curves: Sequence[Curve], w: int, h: int, *, log_y: bool = False, log_x: bool = False,
-             steps_x: bool = True) -> list[list[Segment]]:
-        """The chart as ``h`` rows of segments for a ``w`` × ``h`` area (pure: no widget state is read)."""
+             steps_x: bool = True, figure: Any = None) -> list[list[Segment]]:
+        """The chart as ``h`` rows of segments for a ``w`` × ``h`` area, drawn by plotext on ``figure`` (a private
+        one, see ``new_figure``; a fresh one when none is given). Pure: no widget state is read."""
         shown = [(c, *_on_axes(c, log_x, log_y)) for c in curves]
         shown = [(c, xs, ys) for c, xs, ys in shown if xs]
         if not shown:
@@ -109,8 +124,16 @@ class Plot(Widget):
         n_x, n_y = max(2, w // 10), max(2, (h - 2) // 2)  # a label every ~10 columns and every other row
         x_axis = step_axis(x_lo, x_hi, n_x) if steps_x and not log_x else value_axis(x_lo, x_hi, n_x, log_x)
         y_axis = value_axis(y_lo, y_hi, n_y, log_y)
-        traces = [Trace(xs, ys, c.color) for c, xs, ys in shown]
-        return render(traces, x_axis, y_axis, w, h)
+        fig = figure if figure is not None else new_figure()
+        fig.clear_data()
+        fig.plotsize(w, h)
+        for c, xs, ys in shown:  # in order: a later line wins a cell it shares (the smoothing over the faint raw)
+            fig.plot(xs, ys, color=c.color, marker="braille")
+        fig.xlim(x_axis.lo, x_axis.hi)
+        fig.ylim(y_axis.lo, y_axis.hi)
+        fig.xticks([t for t, _ in x_axis.ticks], [label for _, label in x_axis.ticks])
+        fig.yticks([t for t, _ in y_axis.ticks], [label for _, label in y_axis.ticks])
+        return ansi_rows(fig.build())
 
     def render_line(self, y: int) -> Strip:
         if self._strips is None:
@@ -147,4 +170,23 @@ def _on_axes(curve: Curve, log_x: bool, log_y: bool) -> tuple[list[float], list[
     return xs, ys
 
 
-__all__ = ["Axis", "Curve", "MIN_H", "MIN_W", "Plot"]
+def new_figure() -> Any:
+    """A plotext figure of one's own (never plotext's global one), set up once: no frame, an L of axes (the widget
+    border frames the chart), no colours but the lines' own, and any size (not capped at the terminal's)."""
+    from plotext._figure import _figure_class  # the class behind plotext.plot; its instances share nothing
+
+    fig = _figure_class()
+    fig._limit_size(False, False)  # plotext caps a plot at the terminal size, which a widget need not be within
+    fig.theme("clear")
+    fig.xaxes(True, False)
+    fig.yaxes(True, False)
+    return fig
+
+
+def ansi_rows(ansi: str) -> list[list[Segment]]:
+    """plotext's ANSI output as rows of segments (no empty last row)."""
+    text = Text.from_ansi(ansi.rstrip("\n"), no_wrap=True, end="")
+    return list(Segment.split_lines(text.render(_CONSOLE, end="")))
+
+
+__all__ = ["Curve", "MIN_H", "MIN_W", "Plot", "RGB", "new_figure"]
