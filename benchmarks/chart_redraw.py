@@ -20,7 +20,7 @@ import time
 from recipe_tui.tui.run_state import EMA_BETA
 from recipe_tui.tui.series import MinMaxSeries
 from recipe_tui.tui.widgets.lr_strip import LrStrip
-from recipe_tui.tui.widgets.plot import Curve, Plot
+from recipe_tui.tui.widgets.plot import Curve, Plot, new_figure
 
 # The app takes the line colours from app.tcss; drawing costs the same whatever they are.
 BLUE, FAINT, ORANGE, GREEN, VIOLET, GREY = (80, 160, 255), (40, 70, 110), (255, 160, 40), (90, 200, 120), \
@@ -56,11 +56,14 @@ def history(n: int, seed: int = 0, pure_noise: bool = False) -> dict[str, MinMax
     return series
 
 
+FIGURES = [new_figure() for _ in CHARTS]  # one plotext figure per chart, as each Plot of the app keeps its own
+
+
 def redraw(series: dict[str, MinMaxSeries], w: int, h: int) -> None:
     """One redraw of the pane's charts, each ``w`` × ``h``: downsample, then draw."""
-    for lines, log_y in CHARTS:
+    for (lines, log_y), figure in zip(CHARTS, FIGURES):
         curves = [Curve(name, *series[name].points(w), color) for name, color in lines]
-        Plot.draw(curves, w, h, log_y=log_y)
+        Plot.draw(curves, w, h, log_y=log_y, figure=figure)
     LrStrip.line(series["lr"], 2 * w, VIOLET)
 
 

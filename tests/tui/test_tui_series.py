@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from recipe_tui.tui.series import MinMaxSeries, safe_log10
 from recipe_tui.tui.ticks import log_ticks, nice_ticks
-from recipe_tui.tui.widgets.plot import Curve, Plot
+from recipe_tui.tui.widgets.plot import Curve, Plot, ansi_rows, new_figure
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -118,3 +118,29 @@ def test_a_window_keeps_the_recent_buckets_only():
     full, _ = s.points(20)
     assert full[0] == 0
     assert (s.lo, s.hi) == (0.0, 6.0)
+
+
+def test_plotext_output_becomes_the_segments_rich_would_decode():
+    """ansi_rows (cached styles, one regex) gives what rich's full ANSI decoder gives, on plotext's own output, with
+    a background and bold codes too."""
+    import io
+
+    from rich.console import Console
+    from rich.segment import Segment
+    from rich.text import Text
+
+    fig = new_figure()
+    fig.plot([1, 2, 3, 4], [3, 1, 4, 1], color=(80, 160, 255), marker="braille")
+    fig.plot([1, 2, 3, 4], [1, 2, 3, 4], color=(255, 160, 40), marker="braille")
+    fig.plotsize(40, 10)
+    samples = [fig.build(), "a\x1b[38;2;1;2;3mb\x1b[48;2;4;5;6mc\x1b[0md\n\x1b[1me\x1b[0m\n"]
+    console = Console(color_system="truecolor", width=1000, file=io.StringIO())
+
+    def norm(rows):  # an empty Style is no style
+        return [[(s.text, s.style) for s in Segment.simplify(Segment(s.text, s.style or None) for s in row) if s.text]
+                for row in rows]
+    for ansi in samples:
+        text = Text.from_ansi(ansi.rstrip("\n"), no_wrap=True, end="")
+        assert norm(ansi_rows(ansi)) == norm(Segment.split_lines(text.render(console, end="")))
+    assert {seg.style.color.get_truecolor() for row in ansi_rows(samples[0]) for seg in row if seg.style} == \
+        {(80, 160, 255), (255, 160, 40)}
