@@ -41,11 +41,14 @@ def recipes_file(folder: Path, steps: int) -> Path:
 
 
 class Clock:
-    """An emit that notes when the training loop started and ended."""
+    """An emit that notes when the training loop started, first logged a step, and ended; ``probe`` (a callable
+    returning numbers) is read at those moments too, from the trainer's thread: the app's side is measured over
+    exactly the training loop, however late the UI thread gets to look."""
 
-    def __init__(self, inner=None) -> None:
-        self.inner = inner
+    def __init__(self, inner=None, probe=None) -> None:
+        self.inner, self.probe = inner, probe
         self.t0 = self.t1 = self.t_data = None
+        self.at: dict[str, tuple[float, ...]] = {}  # "start", "data", "end" → probe()
         self.steps = 0
         self.start_step = 0
         self.done = threading.Event()
@@ -53,13 +56,20 @@ class Clock:
     def __call__(self, event) -> None:
         if event.type == "run_started":
             self.t0, self.start_step = time.perf_counter(), event.start_step
+            self._note("start")
         elif event.type == "step" and self.t_data is None:
             self.t_data = time.perf_counter()  # the charts have something to draw from here on
+            self._note("data")
         elif event.type in ("finished", "failed"):
             self.t1, self.steps = time.perf_counter(), event.step
+            self._note("end")
             self.done.set()
         if self.inner is not None:
             self.inner(event)
+
+    def _note(self, moment: str) -> None:
+        if self.probe is not None:
+            self.at[moment] = self.probe()
 
     @property
     def rate(self) -> float:
@@ -94,18 +104,22 @@ async def with_app(file: Path, runs: Path, size: tuple[int, int]) -> tuple[float
         home = app.home
         while home.splits is None:  # the background load (history, registry, data) is not measured
             await asyncio.sleep(0.05)
-        clock = Clock(home.queue.emit)
+        ui_clock = time.pthread_getcpuclockid(threading.get_ident())  # this coroutine runs on the UI thread
+        charts = home.charts
+
+        def probe() -> tuple[float, ...]:  # read from the trainer's thread: plain reads, no UI work
+            return time.clock_gettime(ui_clock), charts.loss.builds, charts.builds, home.drains
+
+        clock = Clock(home.queue.emit, probe)
         home.queue.emit = clock  # the trainer's emit goes through the clock, then into the screen's queue
         await pilot.press("t")
-        while clock.t0 is None and not clock.done.is_set():
-            await asyncio.sleep(0.01)
-        ui0 = time.thread_time()  # this coroutine runs on the UI thread
-        loss0 = home.charts.loss.builds
         # Wait in another thread: polling here would wake the UI thread far more often than the app does.
         await asyncio.get_running_loop().run_in_executor(None, clock.done.wait)
-        ui_share = (time.thread_time() - ui0) / (clock.t1 - clock.t0)
-        builds, drains = home.charts.builds, home.drains / (clock.t1 - clock.t0)
-        refresh = (home.charts.loss.builds - loss0) / (clock.t1 - (clock.t_data or clock.t0))
+        (cpu0, _, builds0, drains0), (cpu1, loss1, builds1, drains1) = clock.at["start"], clock.at["end"]
+        wall = clock.t1 - clock.t0
+        ui_share, builds, drains = (cpu1 - cpu0) / wall, builds1 - builds0, (drains1 - drains0) / wall
+        data = clock.at.get("data", clock.at["start"])
+        refresh = (loss1 - data[1]) / (clock.t1 - (clock.t_data or clock.t0))
         await pilot.press("q")
     return clock.rate, builds, ui_share, drains, refresh
 
