@@ -103,6 +103,7 @@ class TrainConfig:
     early_stop: int = ranged(0, 0, MAX_STEPS)  # stop after this many evaluations without a better val loss; 0 = off
     early_stop_delta: float = ranged(0.0, 0.0, 1e6)  # "better" means lower by more than this
     predictions: int = ranged(8, 0, 64)  # validation examples whose predictions are recorded at each evaluation
+    threads: int = ranged(0, 0, 1_024)  # torch intra-op threads on the CPU; 0 = auto (core/threads.py)
     teacher: str | None = None  # distillation: a teacher-outputs file the distill item wrote (core/distill.py)
 
 

@@ -55,6 +55,7 @@ class RunStarted(Event):
     # Where the run came from, for comparing runs (README, "Run tags"): {"kind": "capacity", "group": …, "label": …};
     # empty for a plain ``train``. Older readers ignore the key.
     tag: dict[str, Any] = field(default_factory=dict)
+    threads: int = 0  # torch's CPU intra-op threads for this run (train.threads, or auto's choice); 0: not reported
 
 
 @dataclass(frozen=True)

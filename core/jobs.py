@@ -95,6 +95,7 @@ def _train_as(group: "Group", exp: Experiment | None, control: RunControl, runs_
     trainer, note = None, ""
     try:
         trainer, note = _ready_trainer(group, exp, control, checkpoint, recorder, resume is not None)
+        threads = trainer.choose_threads()  # before the run dir exists: a stop meanwhile leaves none
         if recorder is not None:
             if run is None and control.stopped:
                 return TrainOutcome(None, "stopped", 0)
@@ -103,14 +104,17 @@ def _train_as(group: "Group", exp: Experiment | None, control: RunControl, runs_
         control.emit(RunStarted(run_dir=str(recorder.path) if recorder else "", recipe=exp.name,
                                 device=str(trainer.device), steps=exp.train.steps, start_step=trainer.step,
                                 params=sum(p.numel() for p in trainer.model.parameters()),
-                                world_size=group.world_size, tag=tag))
-        for line in ([note] if note else []) + _notes(group, exp, trainer):
+                                world_size=group.world_size, tag=tag, threads=threads.threads))
+        cpu = [threads.describe()] if trainer.device.type == "cpu" else []
+        for line in ([note] if note else []) + cpu + _notes(group, exp, trainer):
             control.log(line, "warning" if line == note else "info")
         result = trainer.fit()
     except ConfigError:
         raise
     except (Exception, SystemExit) as exc:  # the user's model or data failed: a result, not a crash
         step = trainer.step if trainer is not None else int((checkpoint or {}).get("step", 0))
+        if isinstance(exc, RunDirUnwritable) and exc.step is not None:
+            step = min(step, exc.step)
         reason = failure_reason(exc) + (_PEER_HINT if group.distributed and group.is_main else "")
         result = Failed(step=step, reason=reason, detail=traceback.format_exc())
         control.emit(result)
@@ -253,7 +257,8 @@ class Recorder:
                 self.summary(event)
             except OSError as exc:
                 self.error = exc
-                raise RunDirUnwritable(f"cannot write to the run dir {self.run.path}: {exc.strerror or exc}") from exc
+                raise RunDirUnwritable(f"cannot write to the run dir {self.run.path}: {exc.strerror or exc}",
+                                       getattr(event, "step", None)) from exc
 
     def open(self, run: RunDir) -> None:
         self.run = run
@@ -277,7 +282,13 @@ class Recorder:
 
 
 class RunDirUnwritable(Exception):
-    """events.jsonl or metrics.csv could not be written (disk full, permissions changed mid-run)."""
+    """events.jsonl or metrics.csv could not be written (disk full, permissions changed mid-run). ``step``: the step
+    of the event that could not be written, where the run's record ends (the trainer emits log steps in batches,
+    so it may be further on when it hears of it)."""
+
+    def __init__(self, message: str, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 def _open_run(exp: Experiment | None, runs_root: str | Path, resume: str | Path | None, overrides: tuple[str, ...],

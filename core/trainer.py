@@ -11,110 +11,42 @@ rank whose ``save`` is set (rank 0) writes checkpoints; events of the other rank
 from __future__ import annotations
 
 import math
-import random
-import signal
 import time
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
+from .batches import BatchStream
 from .config import ConfigError, TrainConfig
 from .control import RunControl
 from .data import TensorPairs, iter_batches
-from .distributed import Group, rank_seed, shard
-from .events import Checkpoint, Eval, Failed, Finished, LogLine, Step
+from .distributed import Group, shard
+from .events import Eval, Failed, Finished, LogLine
 from .gpu_options import Placement
-from .open_ended import BEST, OpenEnded
+from .open_ended import OpenEnded
 from .probe import PredictionProbe
+from .step_log import StepLog
 from .stopping import EarlyStop
 from .tasks import Task, first_tensor, task_of
+from .train_setup import lr_at, make_optimizer, resolve_device, seed_everything
+from .trainer_state import CheckpointState
 from .wiggle import WiggleWatch
+
+# The gradient norm is read on a log step at most every this many steps (always when clipping computes it anyway):
+# on a tiny model reading it cost ~120 µs, 3 % of the training time when read every 10 steps.
+GRAD_NORM_EVERY = 50
 
 if TYPE_CHECKING:
     from .data import DataInfo
+    from .threads import ThreadChoice
+
+__all__ = ["BatchStream", "Trainer", "lr_at", "make_optimizer", "resolve_device", "seed_everything"]
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # all devices
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return cfg.lr * max(0.0, 1 - progress)  # linear
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-class BatchStream:
-    """Training batches in a deterministic order: epoch e is ``randperm(n)`` seeded with seed + e.
-
-    Step s always gets the same batch, so a resumed run sees exactly the data of an uninterrupted one.
-    In-memory ``TensorPairs`` are indexed a whole batch at a time; other datasets go through a DataLoader.
-    With ``world_size`` ranks, step s's batch is still that global batch, and rank r gets its ``shard``.
-    """
-
-    def __init__(self, ds: Dataset, batch_size: int, seed: int, device: torch.device, num_workers: int = 0,
-                 rank: int = 0, world_size: int = 1, place: Placement | None = None):
-        self.ds, self.seed, self.device, self.num_workers = ds, seed, device, num_workers
-        self.rank, self.world_size = rank, world_size
-        self.place = place or Placement(device)
-        self.batch_size = min(batch_size, len(ds))
-        self.per_epoch = len(ds) // self.batch_size  # drop_last: no BatchNorm batch of one
-
-    def order(self, epoch: int) -> torch.Tensor:
-        return torch.randperm(len(self.ds), generator=torch.Generator().manual_seed(self.seed + epoch))
-
-    def batches(self, start_step: int = 0):
-        step = start_step
-        while True:
-            epoch, pos = divmod(step, self.per_epoch)
-            perm = self.order(epoch)
-            index_batches = [shard(perm[i * self.batch_size:(i + 1) * self.batch_size], self.rank, self.world_size)
-                             for i in range(pos, self.per_epoch)]
-            if isinstance(self.ds, TensorPairs):
-                for idx in index_batches:
-                    yield self.place.batch(self.ds.x[idx], self.ds.y[idx])
-            else:
-                # Its own generator: a DataLoader without one draws its worker seed from the global RNG, and a
-                # resumed run would then see different dropout masks than an uninterrupted one.
-                loader = DataLoader(self.ds, batch_sampler=[b.tolist() for b in index_batches],
-                                    num_workers=self.num_workers, pin_memory=self.place.pin_memory,
-                                    worker_init_fn=_ignore_stop_signals if self.num_workers else None,
-                                    generator=torch.Generator().manual_seed(rank_seed(self.seed + epoch, self.rank)))
-                for x, y in loader:
-                    yield self.place.batch(x, y)
-            step += len(index_batches)
-
-
-class Trainer:
+class Trainer(CheckpointState):
     def __init__(self, model: nn.Module, task: str | Task, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig,
                  control: RunControl | None = None, save: Callable[..., Any] | None = None,
                  device: torch.device | None = None, group: Group | None = None, info: "DataInfo | None" = None):
@@ -142,87 +74,18 @@ class Trainer:
         self.step = 0
         self.evaluated_step = -1  # a run resumed from a checkpoint taken right after an eval does not repeat it
         self.saved_step: int | None = None  # the step of the last checkpoint written
-        self.last: dict[str, float | None] = {"loss": None, "lr": None, "grad_norm": None}
-        params = [p for p in self.model.parameters() if p.is_floating_point()]
+        self._params = list(self.model.parameters())  # clipping and the logged gradient norm
+        self.threads = 0  # torch's CPU thread count for this run once ``choose_threads`` set it (a checkpoint keeps it)
+        params = [p for p in self._params if p.is_floating_point()]
         self._input_dtype = params[0].dtype if params else None
         # Stage 3 observers, none of them in the per-step path: the wiggle alarm reads logged Steps, the probe
         # and early stopping run at evaluations.
         self.wiggle = WiggleWatch()
+        self.steps_log = StepLog(self.emit, self.wiggle, self.group)
         self.early = EarlyStop(cfg.early_stop, cfg.early_stop_delta)
         self.forever = OpenEnded(cfg.steps == 0)  # train.steps = 0: until stopped, best.pt beside the last checkpoint
         self.probe = PredictionProbe(self.task, val_data, cfg.predictions, info) \
             if val_data is not None and cfg.predictions > 0 and len(val_data) > 0 and self.group.is_main else None
-
-    # -- state ------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """The checkpoint. Under torchrun every rank calls it (it gathers each rank's RNG state); the model and
-        optimizer are rank 0's, which DDP keeps identical on every rank."""
-        state = {"step": self.step, "evaluated_step": self.evaluated_step,
-                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "wiggle": self.wiggle.state_dict(), "early_stop": self.early.state_dict(),
-                 "open_ended": self.forever.state_dict()}
-        if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        if self.group.distributed:
-            state["rank_rng"] = self.group.gather(self._rank_rng())
-        return state
-
-    def _rank_rng(self) -> list[torch.Tensor]:
-        states = [torch.get_rng_state()]
-        if self.device.type == "cuda":
-            states.append(torch.cuda.get_rng_state(self.device))
-        return states
-
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        """Continue from a checkpoint. Under torchrun only rank 0 reads it (``state`` is None elsewhere) and
-        sends it to the others, so a resume works without a shared filesystem."""
-        if self.group.distributed:
-            state = self.group.broadcast(state)
-        assert state is not None
-        self.step = self.saved_step = int(state["step"])
-        self.evaluated_step = int(state.get("evaluated_step", -1))
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        self.wiggle.load_state_dict(state.get("wiggle", {}))
-        self.early.load_state_dict(state.get("early_stop", {}))
-        self.forever.load_state_dict(state.get("open_ended", {}))
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-        if self.group.distributed:
-            self._load_rank_rng(state.get("rank_rng"))
-
-    def _load_rank_rng(self, saved: list[list[torch.Tensor]] | None) -> None:
-        """Each rank's own RNG when the checkpoint has one per rank of this group (same N: bit-exact); with another
-        N, rank 0 continues the saved stream and the others start fresh streams of their own."""
-        if saved is not None and len(saved) == self.group.world_size:
-            mine = saved[self.group.rank]
-            torch.set_rng_state(mine[0].cpu())
-            if len(mine) > 1 and self.device.type == "cuda":
-                torch.cuda.set_rng_state(mine[1].cpu(), self.device)
-        elif self.group.rank > 0:
-            seed_everything(rank_seed(self.cfg.seed + self.step, self.group.rank))
-
-    def checkpoint(self, best: bool = False) -> None:
-        """The last checkpoint; ``best``: the open-ended run's best so far (``best.pt``, not what a resume reads)."""
-        if self.save is None and not self.group.distributed:
-            return
-        state = self.state_dict()  # under torchrun every rank takes part in gathering it; rank 0 saves it
-        if self.save is None:
-            return
-        try:
-            path = self.save(state, BEST) if best else self.save(state)
-        except OSError as exc:  # disk full, read-only: say so and train on; the previous checkpoint is intact
-            kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
-            self.emit(LogLine(f"checkpoint at step {self.step} not written: {exc.strerror or exc}; the previous "
-                              f"checkpoint ({kept}) is intact", level="warning"))
-            return
-        if best:
-            return  # not the checkpoint a resume reads: no Checkpoint event (summary.json has the best step)
-        self.saved_step = self.step
-        self.emit(Checkpoint(step=self.step, path=str(path)))
 
     # -- evaluation -------------------------------------------------------------------------------
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -281,90 +144,141 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self) -> Finished | Failed:
-        cfg = self.cfg
+        """Train up to ``cfg.steps``. A step does what a hand-written loop does, plus the stop/pause check and keeping
+        the detached loss: measured on a tiny model, each further line of Python between the torch calls cost ~1 µs
+        of a ~450 µs step (it runs with caches the torch kernels just filled), and ``benchmarks/parity.py`` holds the
+        trainer within 2 % of a hand-written loop. The rest happens only on the steps that need it (``_due``: the lr
+        while it changes, evaluations, checkpoints; log steps; clipping)."""
+        cfg, steps, net, loss_fn, clip = self.cfg, self.cfg.steps or math.inf, self.net, self.loss_fn, self.cfg.grad_clip > 0
+        poll, stop_set, pause_set, distributed = self.control.poll, self.stop.is_set, self.pause.is_set, self.group.distributed
         self.model.train()
-        stream = self._batches()
-        t_log, step_log = time.perf_counter(), self.step
-        resumed_at = self.step if self.step > 0 else -1
+        stream, general = self._batches(), self._general_step()
+        optimizer_step, zero_grad = self._optimizer_step(), self.optimizer.zero_grad
+        t_log, step_log, resumed_at = time.perf_counter(), self.step, self.step if self.step > 0 else -1
         recent: list[torch.Tensor] = []  # this log interval's losses, detached: read once, on the log step
         last_eval: Eval | None = None
-        end = cfg.steps or math.inf  # 0: open-ended
-        while self.step < end:
-            stop, pause = self._flags()
-            if stop:
-                break
-            if pause:
-                t_log += self._wait_while_paused()  # steps/s counts training time, not the pause
-                continue
-            lr = lr_at(self.step, cfg)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            if self.val_data is not None and self.step % cfg.eval_every == 0 and self.step > 0 \
-                    and self.evaluated_step != self.step:
-                last_eval = self.evaluate()
-                if last_eval is not None and self.forever.enabled:
-                    self.forever.after_eval(self, last_eval)  # best.pt; says when val loss levels off
-                if last_eval is not None and self.early.update(last_eval):
-                    self.emit(LogLine(self.early.message(), level="info"))
+        lr, next_due, next_log, next_norm = 0.0, self.step, next_log_step(self.step, cfg), 0
+        while self.step < steps:
+            poll()
+            if distributed or stop_set() or pause_set():
+                stop, pause = self._flags()
+                if stop:
                     break
-            if self.step % cfg.checkpoint_every == 0 and self.step > 0 and self.step != resumed_at:
-                self.checkpoint()
-            x, y = self.batch(*next(stream))
-            with self.autocast():
-                out = first_tensor(self.net(x))
-                loss = self._rank_share(self.loss_fn(out, y), len(y))
-            self.scaler.scale(loss).backward()
+                if pause:
+                    t_log += self._wait_while_paused()  # steps/s counts training time, not the pause
+                    continue
+            step = self.step
+            if step == next_due:
+                lr, last_eval, next_due = self._due(step, resumed_at, last_eval)
+                if next_due < 0:  # early stopping
+                    break
+            x, y = next(stream)
+            if general is None:
+                out = net(x)
+                loss = loss_fn(out if out.__class__ is torch.Tensor else first_tensor(out), y)
+                loss.backward()
+            else:
+                loss = general(x, y)
             recent.append(loss.detach())
-            # the first step is logged too: the loss at init is the wiggle alarm's (and the chart's) reference
-            log = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps or self.step == 0
-            grad_norm = None
-            if cfg.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            elif log:
-                if self.scaler.is_enabled():
-                    self.scaler.unscale_(self.optimizer)  # the true norm, not × the loss scale
-                grad_norm = _grad_norm(self.model)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.step += 1
-            if log:
-                values = self._interval_losses(recent)
-                recent.clear()
-                if not math.isfinite(values[-1]):
-                    return self._fail_non_finite(values[-1], step_log)
-                now = time.perf_counter()
-                rate = (self.step - step_log) / max(now - t_log, 1e-9)
-                t_log, step_log = now, self.step
-                self._log_step(values, lr, None if grad_norm is None else float(grad_norm), rate)
+            if step != next_log and not clip:
+                optimizer_step()
+                zero_grad(set_to_none=True)
+                self.step = step + 1
+                continue
+            grad_norm = self._clip() if clip or (step == next_log and step + 1 >= next_norm) else None
+            optimizer_step()
+            zero_grad(set_to_none=True)
+            self.step = step + 1
+            if step != next_log:
+                continue
+            next_log = next_log_step(step + 1, cfg)
+            if grad_norm is not None:
+                next_norm = (step + 1) // GRAD_NORM_EVERY * GRAD_NORM_EVERY + GRAD_NORM_EVERY
+            now = time.perf_counter()
+            bad = self.steps_log.note(self.step, step_log, recent, lr, grad_norm, (self.step - step_log) / max(now - t_log, 1e-9), now)
+            if bad is not None:
+                return self._fail_non_finite(*bad)
+            recent, t_log, step_log = [], now, self.step
         return self._finish(last_eval)
 
-    def _interval_losses(self, losses: list[torch.Tensor]) -> list[float]:
-        """The losses of the steps since the last log, as floats (the log step's last): one transfer on an
-        accelerator, plain reads on the CPU (cheaper there). Under DDP each is the global batch's loss: the mean over
-        ranks of each rank's weighted shard loss (one collective, on log steps only)."""
-        if self.group.distributed:
-            return self.group.mean(torch.stack(losses).float()).tolist()
-        if len(losses) == 1 or losses[0].device.type == "cpu":
-            return [t.item() for t in losses]
-        return torch.stack(losses).tolist()
+    def _due(self, step: int, resumed_at: int, last_eval: Eval | None) -> tuple[float, Eval | None, int]:
+        """Set the lr of ``step``, evaluate and checkpoint where due: (lr, the latest evaluation, the next step that
+        needs this, or -1 when early stopping ends the run)."""
+        cfg = self.cfg
+        lr = lr_at(step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if step > 0:
+            last_eval, early = self._evaluate_and_save(step, resumed_at, last_eval)
+            if early:
+                return lr, last_eval, -1
+        lr_changes = step + 1 < cfg.warmup_steps or (cfg.schedule != "constant" and 0 < step + 1 < cfg.steps)
+        every = [cfg.checkpoint_every] + ([cfg.eval_every] if self.val_data is not None else [])
+        return lr, last_eval, step + 1 if lr_changes else min(-(-(step + 1) // k) * k for k in every)
 
-    def _log_step(self, values: list[float], lr: float, grad_norm: float | None, rate: float) -> None:
-        """Emit the Step of a log step (``values``: the losses since the previous one) and feed the wiggle alarm."""
-        self.last = {"loss": values[-1], "lr": lr, "grad_norm": grad_norm}
-        finite = [v for v in values if math.isfinite(v)]
-        event = Step(step=self.step, loss=values[-1], lr=lr, grad_norm=grad_norm, steps_per_s=rate,
-                     loss_max=max(finite) if finite else None)
-        self.emit(event)
-        alarm = self.wiggle.observe(event)
-        if alarm is not None:
-            self.emit(alarm)
+    def _evaluate_and_save(self, step: int, resumed_at: int, last_eval: Eval | None) -> tuple[Eval | None, bool]:
+        """Evaluate and checkpoint where due at ``step``: (the latest evaluation, whether early stopping ends the run)."""
+        due_eval = self.val_data is not None and step % self.cfg.eval_every == 0 and self.evaluated_step != step
+        due_save = step % self.cfg.checkpoint_every == 0 and step != resumed_at
+        if due_eval or due_save:
+            self.steps_log.flush()  # the steps' events first (a noted non-finite loss has failed already)
+        if due_eval:
+            last_eval = self.evaluate()
+            if last_eval is not None and self.forever.enabled:
+                self.forever.after_eval(self, last_eval)  # best.pt; says when val loss levels off
+            if last_eval is not None and self.early.update(last_eval):
+                self.emit(LogLine(self.early.message(), level="info"))
+                return last_eval, True
+        if due_save:
+            self.checkpoint()
+        return last_eval, False
 
-    def _finish(self, last_eval: Eval | None) -> Finished:
+    def _general_step(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """Forward, loss and backward of one batch as it comes from the stream, returning the loss; None in the plain
+        case (in-memory data that needs no conversion, no AMP, loss scale or DDP weight): ``fit`` then makes the plain
+        loop's three calls itself."""
+        ds, net, loss_fn = self.train_data, self.net, self.loss_fn
+        plain_data = isinstance(ds, TensorPairs) and not self.place.channels_last and not (
+            ds.x.dtype == torch.float64 and self._input_dtype == torch.float32) and (
+            self.task.target_dtype is None or ds.y.dtype == self.task.target_dtype)
+        if plain_data and not self.cfg.amp and not self.scaler.is_enabled() and self.group.world_size == 1:
+            return None
+
+        def general(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            x, y = self.batch(x, y)
+            with self.autocast():
+                loss = self._rank_share(loss_fn(first_tensor(net(x)), y), len(y))
+            self.scaler.scale(loss).backward()
+            return loss
+        return general
+
+    def _optimizer_step(self) -> Callable[[], Any]:
+        if not self.scaler.is_enabled():
+            return self.optimizer.step
+
+        def scaled() -> None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return scaled
+
+    def _clip(self) -> torch.Tensor:
+        """Clip the gradients (``train.grad_clip``) and return their norm; without clipping, only their norm."""
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            return nn.utils.clip_grad_norm_(self._params, self.cfg.grad_clip)
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(self.optimizer)  # the true norm, not × the loss scale
+        grads = [p.grad for p in self._params if p.grad is not None]
+        return nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+
+    def _finish(self, last_eval: Eval | None) -> Finished | Failed:
+        bad = self.steps_log.flush()
+        if bad is not None:
+            return self._fail_non_finite(*bad)
         early = self.early.stopped_at == self.step
         stopped = (not self.cfg.steps or self.step < self.cfg.steps) and not early
-        final: dict[str, float] = {"loss": self.last["loss"]} if self.last["loss"] is not None else {}
+        last_loss = self.steps_log.last["loss"]
+        final: dict[str, float] = {"loss": last_loss} if last_loss is not None else {}
         ev = last_eval if early else None
         if self.val_data is not None and not stopped and ev is None:
             ev = self.evaluate()
@@ -382,14 +296,32 @@ class Trainer:
         return BatchStream(self.train_data, cfg.batch_size, cfg.seed, self.device, cfg.num_workers,
                            self.group.rank, self.group.world_size, self.place).batches(self.step)
 
+    def choose_threads(self) -> "ThreadChoice":
+        """Set torch's CPU thread count for this run (``core.threads``): ``train.threads``, else a resumed run's own
+        count, else auto (timed on a copy of the model, on the CPU and outside torchrun only)."""
+        from .threads import ThreadChoice, choose, scratch_step
+        if self.cfg.threads == 0 and self.threads > 0:  # resumed: the count its steps so far ran with
+            torch.set_num_threads(self.threads)
+            choice = ThreadChoice(self.threads, "resumed")
+        else:
+            step = None
+            if self.cfg.threads == 0 and self.device.type == "cpu" and not self.group.distributed:
+                x, y = self.batch(*next(self._batches()))
+                step = scratch_step(self.model, self.loss_fn, lambda m: make_optimizer(m, self.cfg), x, y, self.autocast)
+            choice = choose(self.cfg.threads, step)
+        self.threads = choice.threads
+        return choice
+
     def _flags(self) -> tuple[bool, bool]:
-        """(stop, pause) now: the control file is read (rank 0) and, under torchrun, every rank agrees."""
-        self.control.poll()
-        return self.group.agree(self.stop.is_set(), self.pause.is_set())
+        """(stop, pause) now (``fit`` has read the control file); under torchrun every rank agrees."""
+        if self.group.distributed:
+            return self.group.agree(self.stop.is_set(), self.pause.is_set())
+        return self.stop.is_set(), self.pause.is_set()
 
     def _wait_while_paused(self) -> float:
         """Block while paused (or until stopped); the seconds spent."""
         paused_at = time.perf_counter()
+        self.steps_log.flush()
         self.emit(LogLine(f"paused at step {self.step}"))
         if not self.group.distributed:
             self.control.wait_while_paused()
@@ -412,7 +344,7 @@ class Trainer:
         return loss * (n * world / self.global_batch)
 
     def _fail_non_finite(self, value: float, last_good_step: int) -> Failed:
-        last = self.last
+        last = self.steps_log.last
         where = f"between steps {last_good_step + 1} and {self.step}" if self.step - last_good_step > 1 else f"at step {self.step}"
         reason = (f"loss became {value} {where}; last finite loss {_fmt(last['loss'])} (step {last_good_step}), "
                   f"lr {_fmt(last['lr'])}, grad norm {_fmt(last['grad_norm'])}. Try a lower lr or gradient clipping.")
@@ -425,16 +357,13 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
-def _grad_norm(model: nn.Module) -> torch.Tensor:
-    norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
-    return torch.stack(norms).norm() if norms else torch.zeros(())
-
-
-def _ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader workers leave stopping to the training process: a ctrl+c or a torchrun SIGTERM sent to the whole
-    process group would otherwise end them under a batch the trainer still fetches before it stops."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def next_log_step(step: int, cfg: TrainConfig) -> int:
+    """The first step from ``step`` on that is logged: every ``log_every``-th, the last, and the first (the loss at
+    init is the wiggle alarm's and the chart's reference)."""
+    if step == 0:
+        return 0
+    every = -(-(step + 1) // cfg.log_every) * cfg.log_every - 1
+    return min(every, cfg.steps - 1) if cfg.steps else every  # 0 steps: open-ended
 
 
 def eval_part(data: Dataset, group: Group) -> Dataset:

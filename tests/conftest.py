@@ -22,3 +22,12 @@ def shipped():
     from recipe_tui.core.config import load_recipes, shipped_recipes_path
 
     return load_recipes(shipped_recipes_path())
+
+
+@pytest.fixture
+def steps_at_once(monkeypatch):
+    """Step events emitted at their log step, not gathered for up to ``step_log.FLUSH_S`` (a performance measure):
+    for tests that stop or pause a run from its emit when they see a given step."""
+    from recipe_tui.core import step_log
+
+    monkeypatch.setattr(step_log, "FLUSH_S", 0.0)

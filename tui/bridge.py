@@ -131,10 +131,9 @@ def load_history(exp: Experiment, runs_root: str | Path) -> tuple[RunState, str]
 
 
 def load_splits(exp: Experiment) -> tuple[Any, DataSummary]:
-    """After the first frame: the check registry (imports torch), plotext, then the data and its summary."""
+    """After the first frame: the check registry (imports torch), then the data and its summary."""
     from recipe_tui.core.checks import registry
     registry()
-    import plotext._figure  # noqa: F401  (warms the import so the first chart does not stall the UI)
     from recipe_tui.core.data import load_seeded
     splits = load_seeded(exp)  # seeded first, as training loads it: a random_split must give the same split
     return splits, summarize_data(splits, exp.task)

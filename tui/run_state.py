@@ -5,6 +5,7 @@ UI in one piece, instead of pushing a million events through the queue.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -12,8 +13,11 @@ from recipe_tui.core.events import Eval, Event, Failed, Finished, RunStarted, St
 
 from .series import MinMaxSeries
 
-SERIES = ("train_loss", "val_loss", "metric", "lr", "grad_norm")
+SERIES = ("train_loss", "train_loss_ema", "val_loss", "metric", "lr", "grad_norm")
 ACTIVE = ("training", "paused", "stopping")
+EMA_BETA = 0.9  # the smoothed loss: a debiased moving average over about ten logged steps (TensorBoard's kind)
+RATE_TAU_S = 30.0  # steps/s: the mean since the start for this long, then a moving average with this time constant
+LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "perplexity")  # metric names whose best is the lowest
 
 
 class RunState:
@@ -33,6 +37,10 @@ class RunState:
         self.series: dict[str, MinMaxSeries] = {name: MinMaxSeries() for name in SERIES}
         self.version = 0  # bumps whenever a series got a point: charts rebuild only then
         self.last_event_time: float | None = None  # wall clock of the newest event (watch: is it alive?)
+        self.best: tuple[int, float] | None = None  # (step, value) of the best validation metric
+        self.threads = 0  # torch's CPU threads of the run (RunStarted; 0: not reported)
+        self._ema, self._ema_n = 0.0, 0
+        self._rate_step, self._rate_steps, self._rate_time = 0, 0, 0.0
 
     @property
     def active(self) -> bool:
@@ -47,17 +55,36 @@ class RunState:
     def _run_started(self, e: RunStarted) -> None:
         self.status, self.recipe, self.run_dir, self.device = "training", e.recipe, e.run_dir, e.device
         self.total, self.step, self.params, self.rate = e.steps, e.start_step, e.params, None
-        self.reason, self.final = "", {}
+        self.reason, self.final, self.threads = "", {}, e.threads
+        self._rate_step, self._rate_steps, self._rate_time = e.start_step, 0, 0.0
 
     def _step(self, e: Step) -> None:
         self.step = e.step
         self._add("train_loss", e.step, e.loss)
+        if math.isfinite(e.loss):
+            self._ema_n += 1
+            self._ema = EMA_BETA * self._ema + (1 - EMA_BETA) * e.loss
+            self._add("train_loss_ema", e.step, self._ema / (1 - EMA_BETA ** self._ema_n))
         self._add("lr", e.step, e.lr)
         if e.grad_norm is not None:
             self._add("grad_norm", e.step, e.grad_norm)
-        if e.steps_per_s:
-            # Each Step reports the rate since the previous log line; smooth it so the ETA does not jump.
-            self.rate = e.steps_per_s if self.rate is None else 0.7 * self.rate + 0.3 * e.steps_per_s
+        if e.steps_per_s and e.steps_per_s > 0 and e.step > self._rate_step:
+            self._smooth_rate(e.step - self._rate_step, e.steps_per_s)
+        self._rate_step = e.step
+
+    def _smooth_rate(self, steps: int, steps_per_s: float) -> None:
+        """Each Step reports the rate since the previous one (evaluations and checkpoints in between included): the
+        mean over the first ``RATE_TAU_S`` of training, then a moving average weighted by each interval's duration
+        (about the steps done in the last ``RATE_TAU_S`` over that time). A half-second evaluation moves the ETA by
+        about half a second's worth, not by minutes (an average of seconds per step would weigh the slow interval
+        by its length twice)."""
+        seconds = steps / steps_per_s
+        self._rate_steps += steps
+        self._rate_time += seconds
+        if self.rate is None or self._rate_time <= RATE_TAU_S:
+            self.rate = self._rate_steps / self._rate_time
+        else:
+            self.rate += (1 - math.exp(-seconds / RATE_TAU_S)) * (steps_per_s - self.rate)
 
     def _eval(self, e: Eval) -> None:
         if e.split != "val":
@@ -68,6 +95,9 @@ class RunState:
             value = e.metrics.get(self.metric_name)
             if value is not None:
                 self._add("metric", e.step, float(value))
+                lower = self.metric_name.lower().endswith(LOWER_IS_BETTER)
+                if self.best is None or (value < self.best[1] if lower else value > self.best[1]):
+                    self.best = (e.step, float(value))
 
     def _finished(self, e: Finished) -> None:
         self.status, self.step, self.final = e.status, e.step, dict(e.final)

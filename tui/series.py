@@ -9,6 +9,7 @@ and a merge keeps the larger maximum.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from typing import Callable
 
 Transform = Callable[[float], float]
@@ -17,7 +18,7 @@ Transform = Callable[[float], float]
 class MinMaxSeries:
     # 1024: between 512 and 1024 buckets at any time, enough for two points per column of a chart
     # 250 columns wide, and few enough that downsampling stays a small part of a redraw.
-    __slots__ = ("capacity", "size", "count", "_xlo", "_ylo", "_xhi", "_yhi", "_n", "first", "last")
+    __slots__ = ("capacity", "size", "count", "_xlo", "_ylo", "_xhi", "_yhi", "_n", "first", "last", "lo", "hi")
 
     def __init__(self, capacity: int = 1024) -> None:
         assert capacity >= 4 and capacity % 2 == 0
@@ -31,6 +32,7 @@ class MinMaxSeries:
         self._n: list[int] = []  # points in each bucket (only the last is ever partial)
         self.first: tuple[float, float] | None = None
         self.last: tuple[float, float] | None = None
+        self.lo, self.hi = math.inf, -math.inf  # the smallest and largest value so far
 
     def __len__(self) -> int:
         return self.count
@@ -40,6 +42,10 @@ class MinMaxSeries:
             return  # a NaN loss ends the run with a message; it has no place on an axis
         self.count += 1
         self.last = (x, y)
+        if y < self.lo:
+            self.lo = y
+        if y > self.hi:
+            self.hi = y
         if self.first is None:
             self.first = (x, y)
         if self._n and self._n[-1] < self.size:
@@ -79,27 +85,34 @@ class MinMaxSeries:
         self._xlo, self._ylo, self._xhi, self._yhi, self._n = xlo, ylo, xhi, yhi, n
         self.size *= 2
 
-    def points(self, buckets: int, transform: Transform | None = None) -> tuple[list[float], list[float]]:
+    def points(self, buckets: int, transform: Transform | None = None,
+               x_min: float | None = None) -> tuple[list[float], list[float]]:
         """At most ``2 * buckets + 2`` points in x order: min and max of each of ``buckets`` groups.
 
         The first and last points are always included, so the curve ends at the current value.
         ``transform`` (e.g. log10) must be monotonic; points it cannot map (it raises) are dropped.
+        ``x_min``: only the buckets from the one holding ``x_min`` on (a zoom to the recent history).
         """
         nb = len(self._n)
         if nb == 0:
             return [], []
         buckets = max(1, buckets)
-        pts: list[tuple[float, float]] = [self.first] if self.first else []
-        prev_y = self.first[1] if self.first else 0.0
-        groups = min(buckets, nb)  # exactly this many, whatever the history length: same cost at 1k or 1M
+        first = 0
+        if x_min is not None and self.first is not None and x_min > self.first[0]:
+            # buckets follow each other in x: the larger x of a bucket's two extremes grows with the index
+            first = min(nb - 1, bisect_left(range(nb), x_min, key=lambda i: max(self._xlo[i], self._xhi[i])))
+        pts: list[tuple[float, float]] = [self.first] if self.first and first == 0 else []
+        prev_y = pts[0][1] if pts else self._ylo[first]
+        groups = min(buckets, nb - first)  # exactly this many, whatever the history length: same cost at 1k or 1M
+        span = nb - first
         for g in range(groups):
-            start, end = g * nb // groups, (g + 1) * nb // groups
+            start, end = first + g * span // groups, first + (g + 1) * span // groups
             lo = min(range(start, end), key=self._ylo.__getitem__)
             hi = max(range(start, end), key=self._yhi.__getitem__)
             x_a, x_b = sorted((self._xlo[lo], self._xhi[hi]))
             y_lo, y_hi = self._ylo[lo], self._yhi[hi]
             # Visit the extreme nearer the previous point first: the line crosses each bucket's range
-            # once instead of zig-zagging (plotext's cost grows with line length). Both extremes still
+            # once instead of zig-zagging (drawing costs grow with line length). Both extremes still
             # appear, each moved by less than the bucket's width, which is under one column.
             near, far = (y_lo, y_hi) if abs(prev_y - y_lo) <= abs(prev_y - y_hi) else (y_hi, y_lo)
             if end == nb and self.last is not None and self.last[0] == x_b:
@@ -121,7 +134,7 @@ class MinMaxSeries:
                 except (ValueError, OverflowError):
                     continue
             if x == prev_x and xs:
-                continue  # plotext draws a vertical jump between equal x; one value per x is enough
+                continue  # a second value at the same x would draw a vertical jump; one value per x is enough
             xs.append(x)
             ys.append(y)
             prev_x = x

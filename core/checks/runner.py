@@ -53,9 +53,31 @@ def run_check(check_id: str, ctx: CheckContext) -> CheckResult:
 
 
 def run_checks(check_ids: list[str], ctx: CheckContext) -> list[CheckResult]:
+    settle_threads(check_ids, ctx)
     results = []
     for check_id in check_ids:
         if ctx.stop.is_set():
             break
         results.append(run_check(check_id, ctx))
     return results
+
+
+def settle_threads(check_ids: list[str], ctx: CheckContext) -> None:
+    """Checks from stage 2 on train small models: torch's CPU thread count is chosen once per job as a training run
+    chooses it (``core.threads``: ``train.threads``, else the faster of 1 and torch's count for a step of the recipe's
+    model), and kept for every check of the job, so that checks which compare two runs (``seed``) compare alike."""
+    from .stages import STAGE_1
+    if "threads" in ctx.cache or all(c in STAGE_1 for c in check_ids) or ctx.device.type != "cpu":
+        return
+    from ..threads import choose, scratch_step
+    from ..trainer import make_optimizer
+    from .common import first_batch
+    try:
+        x, y = first_batch(ctx, ctx.exp.train.batch_size)
+        step = scratch_step(ctx.new_model(), ctx.task.loss, lambda m: make_optimizer(m, ctx.exp.train), x, y)
+    except Exception:  # the user's model or data: its own check reports it
+        step = None
+    choice = choose(ctx.exp.train.threads, step)
+    ctx.cache["threads"] = choice
+    if choice.how != "default":
+        ctx.log(f"{choice.describe()}, for these checks")

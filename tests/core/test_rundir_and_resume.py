@@ -43,7 +43,7 @@ def test_run_dir_layout_and_metrics(tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_stopped_then_resumed_equals_uninterrupted(tmp_path):
+def test_stopped_then_resumed_equals_uninterrupted(tmp_path, steps_at_once):
     full = run_training(exp_with(steps=120, log_every=10, eval_every=1000, checkpoint_every=1000), runs_root=tmp_path / "a")
     reference = {e.step: e.loss for e in read_events(full.run_dir / "events.jsonl") if isinstance(e, Step)}
 
@@ -166,7 +166,7 @@ def make():
 
 
 @pytest.mark.timeout(120)
-def test_resume_equals_uninterrupted_for_dataloader_datasets(tmp_path):
+def test_resume_equals_uninterrupted_for_dataloader_datasets(tmp_path, steps_at_once):
     """A DataLoader draws its seed from the global RNG unless given a generator: dropout would then differ."""
     (tmp_path / "plain_data.py").write_text(FACTORY)
     (tmp_path / "recipes.toml").write_text(

@@ -150,8 +150,10 @@ def test_user_code_that_never_returns_cannot_keep_train_from_exiting(tmp_path, s
     recipes(tmp_path, hang_at=40)
     proc = start(tmp_path)
     try:
-        run = wait_for_steps(tmp_path, proc, 39)
-        time.sleep(0.3)  # into the 40th forward, which sleeps
+        # The trainer emits log steps in batches (every 0.2 s, and before a checkpoint): those of steps 26-39 are
+        # still held when the 40th forward hangs. The checkpoint at 25 writes its steps first.
+        run = wait_for_steps(tmp_path, proc, 25)
+        time.sleep(1.0)  # steps 26-39 take milliseconds: then into the 40th forward, which sleeps
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()
         if second:

@@ -15,6 +15,7 @@ from recipe_tui.tui.screens.main_screen import MainScreen
 from recipe_tui.tui.widgets.checklist import Checklist, Ref
 from recipe_tui.tui.widgets.help_screen import HelpScreen
 from recipe_tui.tui.widgets.item_detail import ItemDetail
+from recipe_tui.tui.widgets.lr_strip import LrStrip
 from recipe_tui.tui.widgets.plot import Plot
 
 from tui_helpers import detail_text, make_recipes, plain, screen_text, wait_for
@@ -213,15 +214,18 @@ async def test_layout_at_80x24_and_250x70_and_resizes(recipes, tmp_path):
         text = screen_text(app)
         assert len(text.split("\n")) == 24 and max(len(line) for line in text.split("\n")) == 80
         assert "Inspect the data" in text and "step 2,000/2,000" in text and "t Train" in text
-        assert not app.query_one("#chart-lr", Plot).display  # small screen: loss and metric only
+        assert not app.query_one("#chart-lr", LrStrip).display  # small screen: loss and metric only
         await pilot.resize_terminal(250, 70)
         await wait_for(pilot, lambda: all(stage in screen_text(app) for stage in STAGES), what="all six stages")
         assert len(screen_text(app).split("\n")) == 70
-        lr_plot = app.query_one("#chart-lr", Plot)
-        await wait_for(pilot, lambda: lr_plot.display and lr_plot.content_size.width > 60, what="the lr chart")
-        await wait_for(pilot, lambda: "no data yet" not in lr_plot.render().plain, what="lr chart at the new size")
+        lr_strip = app.query_one("#chart-lr", LrStrip)
+        await wait_for(pilot, lambda: lr_strip.display and lr_strip.content_size.width > 60, what="the lr line")
+        await wait_for(pilot, lambda: lr_strip.render().plain == "lr 0.003 · constant", what="the lr line's value")
+        assert app.home.charts.log_y is None and "log (auto)" in loss_plot.border_subtitle  # 2.3 → 0.11: > a decade
         await pilot.press("l")
-        assert app.home.charts.log_y and app.query_one("#chart-loss", Plot).border_subtitle == "log"
+        assert app.home.charts.log_y is False and "log" not in loss_plot.border_subtitle
+        await pilot.press("l")
+        assert app.home.charts.log_y is None and "log (auto)" in loss_plot.border_subtitle
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: len(screen_text(app).split("\n")) == 24 and "Inspect the data" in screen_text(app),
                        what="the small layout again")

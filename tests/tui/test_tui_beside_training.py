@@ -75,7 +75,9 @@ async def test_while_training_data_checks_and_the_browser_run_and_model_checks_w
 
         checklist.select_item("class-balance")
         await pilot.press("enter")
-        assert app.home.side is not None and app.home.jobs.current.kind == "train"
+        # The side job may already be done (class-balance on digits takes milliseconds): its log line says it ran
+        # beside training, which still runs.
+        assert app.home.jobs.current.kind == "train"
         assert any(m.startswith("running class-balance beside training") for m in app.home.run_log.messages())
         await pilot.press("s")  # stops training only
         await wait_for(pilot, lambda: app.home.jobs.current is None and app.home.side is None, timeout=90,

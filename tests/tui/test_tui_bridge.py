@@ -122,12 +122,27 @@ def test_run_state_folds_a_run():
     state = replay(events)
     assert state.status == "training" and state.step == 20 and state.metric_name == "accuracy"
     lengths = {k: len(s) for k, s in state.series.items()}
-    assert lengths == {"train_loss": 2, "val_loss": 1, "metric": 1, "lr": 2, "grad_norm": 2}
-    assert state.rate == pytest.approx(130.0)  # smoothed: 0.7 × 100 + 0.3 × 200
-    assert state.eta_s() == pytest.approx(80 / 130.0)
+    assert lengths == {"train_loss": 2, "train_loss_ema": 2, "val_loss": 1, "metric": 1, "lr": 2, "grad_norm": 2}
+    # The smoothed loss: a debiased moving average (β = 0.9), by hand: (0.9 × 0.2 + 0.1 × 1) / (1 − 0.9²).
+    assert state.latest["train_loss_ema"] == pytest.approx(0.28 / 0.19)
+    assert state.rate == pytest.approx(20 / (10 / 100 + 10 / 200))  # the mean over the first seconds
+    assert state.eta_s() == pytest.approx(80 / state.rate)
     state.apply(Finished(status="stopped", step=20))
     assert state.status == "stopped" and state.eta_s() is None
     assert RunState().eta_s() is None
+
+
+def test_the_eta_is_stable_through_an_evaluation():
+    """40 s at 500 steps/s, then 10 steps that took half a second (an evaluation): the ETA grows by about the
+    half second, where an instant rate (or a mean of seconds per step) would move it by minutes."""
+    state = replay([RunStarted(run_dir="r", recipe="x", device="cpu", steps=100_000),
+                    *(Step(step=s, loss=1.0, lr=1e-3, steps_per_s=500.0) for s in range(10, 20_001, 10))])
+    before = state.eta_s()
+    assert before == pytest.approx(80_000 / 500)
+    state.apply(Step(step=20_010, loss=1.0, lr=1e-3, steps_per_s=20.0))
+    assert before < state.eta_s() < before + 5
+    state.apply(Step(step=20_020, loss=1.0, lr=1e-3, steps_per_s=500.0))
+    assert state.rate == pytest.approx(492, abs=2)
 
 
 def test_sampler_reads_cpu_ram_and_this_process_through_psutil():

@@ -103,7 +103,8 @@ async def test_nothing_runs_on_the_ui_thread_while_the_app_is_idle(recipes, tmp_
 async def test_colours_come_from_the_stylesheet_and_follow_the_theme(recipes, tmp_path):
     app = RecipeApp(file=recipes, runs=tmp_path / "runs")
     async with app.run_test(size=(120, 40)) as pilot:
-        assert app.query_one("#chart-loss", Plot).line_colors() == ((80, 160, 255), (255, 160, 40))
+        loss = app.query_one("#chart-loss", Plot)
+        assert (loss.color("plot--train-loss"), loss.color("plot--val-loss")) == ((80, 160, 255), (255, 160, 40))
         checklist = app.query_one(Checklist)
         assert mark("pending", checklist).style.dim
 

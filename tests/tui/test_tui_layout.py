@@ -98,12 +98,13 @@ async def test_theme_folds_and_log_y_are_remembered(recipes, tmp_path):
         await wait_for(pilot, lambda: (runs / "ui-state.json").is_file()
                        and json.loads((runs / "ui-state.json").read_text())["theme"] == "nord", what="the saved state")
     saved = json.loads((runs / "ui-state.json").read_text())
-    assert saved == {"theme": "nord", "log_y": True, "expanded": {"digits-mlp": [1, 2]}}
+    assert saved == {"theme": "nord", "log_y": "log", "smooth": True, "recent": False,
+                     "expanded": {"digits-mlp": [1, 2]}}
     assert [p.name for p in runs.iterdir()] == ["ui-state.json"]  # written by rename: no temp file left
     again = RecipeApp(file=recipes, runs=runs)
     async with again.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        assert again.theme == "nord" and again.home.charts.log_y
+        assert again.theme == "nord" and again.home.charts.log_y is True
         assert again.query_one(Checklist).expanded_stages() == [1, 2]
 
 

@@ -26,6 +26,7 @@ import threading
 import torch.nn as nn
 
 RELEASE = threading.Event()  # the test sets it once the app is gone, so the stuck thread ends
+HUNG = threading.Event()  # set when the 40th forward starts waiting
 
 
 class Stuck(nn.Module):
@@ -39,6 +40,7 @@ class Stuck(nn.Module):
         if self.training:
             self.calls += 1
             if self.calls == 40:
+                HUNG.set()
                 RELEASE.wait(60)
         return self.net(x)
 
@@ -138,7 +140,11 @@ async def test_user_code_that_never_returns_cannot_keep_the_app_from_exiting(tmp
     try:
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.press("t")
-            await wait_for(pilot, lambda: app.home.state.step >= 39, what="training to reach the stuck step")
+            # The trainer emits log steps in batches (every 0.2 s, and before a checkpoint), so the screen may
+            # know of step 20 only when the 40th forward hangs: the exit line names the step the screen showed.
+            await wait_for(pilot, lambda: "stuck_model" in sys.modules and sys.modules["stuck_model"].HUNG.is_set()
+                           and app.home.state.step >= 20 and not len(app.home.queue), what="the stuck step")
+            shown = app.home.state.step
             await pilot.press("j")  # keys keep working while the job is stuck
             await pilot.press("q", "y")
             t0 = time.monotonic()
@@ -152,7 +158,9 @@ async def test_user_code_that_never_returns_cannot_keep_the_app_from_exiting(tmp
             if thread.name.startswith("recipe-tui-train"):
                 thread.join(30)  # released: it stops at its next step
     run_line, stuck = app.exit_lines
-    assert f"run {run} interrupted at step 39" in run_line and "its last checkpoint is step 20" in run_line
+    assert 20 <= shown <= 39
+    assert f"run {run} interrupted at step {shown} of 100,000" in run_line and "--resume" in run_line, run_line
+    assert ("its last checkpoint is step 20" in run_line) == (shown > 20)  # said only when it is not that step
     assert "the train job did not return within 1 s of the stop" in stuck and "stuck_model.py:" in stuck
     assert "in forward" in stuck
     assert last.type == "log" and last.level == "warning" and "did not return" in last.message

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recipe_tui.tui.series import MinMaxSeries, safe_log10
-from recipe_tui.tui.widgets.plot import Line, Plot, log_ticks, nice_ticks
+from recipe_tui.tui.ticks import log_ticks, nice_ticks
+from recipe_tui.tui.widgets.plot import Curve, Plot, ansi_rows, new_figure
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,18 +75,72 @@ def test_log_ticks_label_the_original_values():
     assert [float(x) for x in labels] == pytest.approx([10 ** t for t in ticks], rel=1e-3)
 
 
+def text(rows) -> str:
+    return "\n".join("".join(seg.text for seg in row) for row in rows)
+
+
 def test_plot_draws_a_chart_whose_size_and_cost_do_not_grow_with_history():
     loss = MinMaxSeries()
     for i in range(1, 50_001):
         loss.append(i, 2.3 * math.exp(-i / 5000) + 0.05 + (3.0 if i == 25_000 else 0.0))
-    plot = Plot("loss", [Line("train", "train_loss")])
-    blue = ((80, 160, 255),)
-    text = plot.draw({"train_loss": loss}, 60, 14, log_y=False, colors=blue)
-    lines = text.plain.split("\n")
-    assert len(lines) == 14 and max(len(line) for line in lines) <= 60
-    assert any(ch in text.plain for ch in "⠁⠂⠄⡀⢀⣀")  # braille dots: data was drawn
-    assert "20k" in text.plain and "40k" in text.plain  # integer step ticks with a k suffix
-    log_text = plot.draw({"train_loss": loss}, 60, 14, log_y=True, colors=blue).plain
+    blue = (80, 160, 255)
+    rows = Plot.draw([Curve("train", *loss.points(60), blue)], 60, 14)
+    lines = text(rows).split("\n")
+    assert len(lines) == 14 and all(len(line) == 60 for line in lines)
+    assert any(ch in text(rows) for ch in "⠁⠂⠄⡀⢀⣀")  # braille dots: data was drawn
+    assert "20k" in lines[-1] and "40k" in lines[-1]  # integer step ticks with a k suffix
+    assert sum("┤" in line for line in lines) >= 4, "a label every other row or so: values can be read"
+    styled = {seg.style.color.get_truecolor() for row in rows for seg in row if seg.style and seg.style.color}
+    assert styled == {blue}, "the line has its explicit colour"
+    log_text = text(Plot.draw([Curve("train", *loss.points(60), blue)], 60, 14, log_y=True))
     assert "0.1┤" in log_text and "  1┤" in log_text  # log ticks carry the values, not their logs
-    assert plot.draw({}, 60, 14, log_y=False, colors=blue).plain == "no data yet"
-    assert "train" in plot.draw({"train_loss": loss}, 10, 3, log_y=False, colors=blue).plain  # too small: the value as text
+    assert text(Plot.draw([], 60, 14)) == "no data yet"
+    assert text(Plot.draw([Curve("train", [1], [-1.0], blue)], 60, 14, log_y=True)) == "no positive data for a log axis"
+    assert "train 0.05" in text(Plot.draw([Curve("train", *loss.points(10), blue)], 10, 3))  # too small: the value
+
+
+def test_a_later_curve_wins_a_shared_cell_and_log_x_labels_powers_of_ten():
+    faint, bright = (40, 80, 120), (80, 160, 255)
+    xs = [1e-6, 1e-4, 1e-2, 1.0]
+    rows = Plot.draw([Curve("raw", xs, [3, 2, 1, 4], faint), Curve("smooth", xs, [3, 2, 1, 4], bright)], 50, 12,
+                     log_x=True, steps_x=False)
+    colors = {seg.style.color.get_truecolor() for row in rows for seg in row if seg.style and seg.style.color}
+    assert colors == {bright}, "the same line drawn twice shows the later colour"
+    assert "1e-06" in text(rows).split("\n")[-1] and "0.01" in text(rows).split("\n")[-1]
+
+
+def test_a_window_keeps_the_recent_buckets_only():
+    s = MinMaxSeries(capacity=64)
+    for i in range(10_000):
+        s.append(i, float(i % 7))
+    xs, _ = s.points(20, x_min=7_500)
+    assert xs[0] >= 7_500 - s.size and xs[-1] == 9_999 and len(xs) <= 42
+    full, _ = s.points(20)
+    assert full[0] == 0
+    assert (s.lo, s.hi) == (0.0, 6.0)
+
+
+def test_plotext_output_becomes_the_segments_rich_would_decode():
+    """ansi_rows (cached styles, one regex) gives what rich's full ANSI decoder gives, on plotext's own output, with
+    a background and bold codes too."""
+    import io
+
+    from rich.console import Console
+    from rich.segment import Segment
+    from rich.text import Text
+
+    fig = new_figure()
+    fig.plot([1, 2, 3, 4], [3, 1, 4, 1], color=(80, 160, 255), marker="braille")
+    fig.plot([1, 2, 3, 4], [1, 2, 3, 4], color=(255, 160, 40), marker="braille")
+    fig.plotsize(40, 10)
+    samples = [fig.build(), "a\x1b[38;2;1;2;3mb\x1b[48;2;4;5;6mc\x1b[0md\n\x1b[1me\x1b[0m\n"]
+    console = Console(color_system="truecolor", width=1000, file=io.StringIO())
+
+    def norm(rows):  # an empty Style is no style
+        return [[(s.text, s.style) for s in Segment.simplify(Segment(s.text, s.style or None) for s in row) if s.text]
+                for row in rows]
+    for ansi in samples:
+        text = Text.from_ansi(ansi.rstrip("\n"), no_wrap=True, end="")
+        assert norm(ansi_rows(ansi)) == norm(Segment.split_lines(text.render(console, end="")))
+    assert {seg.style.color.get_truecolor() for row in ansi_rows(samples[0]) for seg in row if seg.style} == \
+        {(80, 160, 255), (255, 160, 40)}

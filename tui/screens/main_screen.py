@@ -38,16 +38,16 @@ from ..widgets.dataset import DatasetPane
 from ..widgets.footer import KeysFooter
 from ..widgets.item_detail import ItemDetail
 from .apart_runs import ApartRuns
-from .run_screen import VIEW_BINDINGS, Handler, RunScreen, metrics_text, short_path
+from .run_screen import CHART_BINDINGS, VIEW_BINDINGS, Handler, RunScreen, metrics_text, short_path
 
 
 class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
-    # All here, in the footer's order (an inherited l would come first).
+    # All of them here, in the footer's order (inherited chart keys would come first).
     BINDINGS = [
         Binding("t", "train", "Train", id="app.train"),
         Binding("s", "stop", "Stop", id="app.stop"),
         Binding("p", "pause", "Pause", id="app.pause"),
-        Binding("l", "log_y", "Log-y", id="app.log-y"),
+        *CHART_BINDINGS,
         Binding("b", "browse", "Browse", id="app.browse"),
         *VIEW_BINDINGS,
         # After z: from about 140 columns on (below that the keys before ``? Help`` are cut from the end).

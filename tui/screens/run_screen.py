@@ -36,7 +36,7 @@ from ..widgets.run_log import RunLog
 from ..widgets.status_line import StatusLine
 
 # Half the design's 10 Hz ceiling: every wake-up of the UI thread takes the GIL from the trainer, and the
-# status line (1 Hz) and charts (≤4 Hz, budgeted) show nothing faster anyway. Check results and the end
+# status line (1 Hz) and charts (1–2 Hz) show nothing faster anyway. Check results and the end
 # of a job are messages of their own, so they show at once.
 DRAIN_INTERVAL_S = 0.2
 # At most this many events per drain (~45 ms of handlers on this 2-core box): a key press never waits long
@@ -49,6 +49,13 @@ STATUS_BUSY_S, STATUS_IDLE_S = 1.0, 5.0
 
 Handler = Callable[[Any], None]
 
+# The charts' keys, on both home screens.
+CHART_BINDINGS = [
+    Binding("l", "log_y", "Log-y", id="app.log-y"),
+    Binding("e", "smooth", "Smooth", id="app.smooth"),
+    Binding("w", "recent", "Recent", id="app.recent"),
+]
+
 # Keys for looking at the panes, on both home screens.
 VIEW_BINDINGS = [
     Binding("z", "zoom", "Zoom", id="app.zoom"),
@@ -58,7 +65,7 @@ VIEW_BINDINGS = [
 
 
 class RunScreen(Screen[None]):
-    BINDINGS = [Binding("l", "log_y", "Log-y", id="app.log-y"), *VIEW_BINDINGS]
+    BINDINGS = [*CHART_BINDINGS, *VIEW_BINDINGS]
     ALLOW_IN_MAXIMIZED_VIEW = "Footer, #status, #filter"
 
     def __init__(self, runs: str | Path, ui: UiState | None = None) -> None:
@@ -95,7 +102,9 @@ class RunScreen(Screen[None]):
         self.run_log.border_title = "Log"
         if self.ui.warning:
             self.run_log.add(self.ui.warning, "warning")
-        self.charts.log_y = self.ui.log_y
+        self.charts.set_reactive(Charts.log_y, self.ui.log_y)
+        self.charts.set_reactive(Charts.smooth, self.ui.smooth)
+        self.charts.set_reactive(Charts.recent, self.ui.recent)
         self.charts.show(self.state)
         self.refresh_status()
         self.app.begin_capture_print(self)
@@ -285,7 +294,17 @@ class RunScreen(Screen[None]):
 
     # -- keys and the rest --------------------------------------------------------------------------
     def action_log_y(self) -> None:
-        self.charts.log_y = self.ui.log_y = not self.charts.log_y
+        """l: auto ↔ the other scale than auto shows now (every press changes what the loss chart shows)."""
+        charts = self.charts
+        charts.log_y = self.ui.log_y = None if charts.log_y is not None else not charts.effective_log(charts.loss)
+        self.save_ui()
+
+    def action_smooth(self) -> None:
+        self.charts.smooth = self.ui.smooth = not self.charts.smooth
+        self.save_ui()
+
+    def action_recent(self) -> None:
+        self.charts.recent = self.ui.recent = not self.charts.recent
         self.save_ui()
 
     def save_ui(self) -> None:

@@ -1,19 +1,20 @@
-"""One chart: its own plotext figure, built on the UI thread, cached as rich Text.
+"""One chart: drawn by plotext on a private figure, cached as strips, rebuilt only when its owner asks with a new key.
 
-plotext's module-level API shares one global figure; each ``Plot`` owns a private figure instead.
-The figure is rebuilt only when ``rebuild`` is asked to and the data, the size or log-y
-changed; ``render`` just returns the cached text. Series come in downsampled to about two points per
-column (min and max of each bucket), which keeps a build cheap whatever the history length.
-
-plotext 5's ``yscale("log")`` re-applies log10 to the stored data on every build, so log-y is done
-here: log10 of the values is plotted and the ticks are labelled with the original values.
+plotext's module-level API shares one global figure and is not thread-safe: each ``Plot`` owns its own figure,
+built on the UI thread. Owners (the charts pane, ``CurveChart``) give it ``Curve``s of plain values, already
+downsampled to about two points per column (``MinMaxSeries.points``), so a build costs the same whatever the
+history length (plotext's build is linear in points). A log axis is drawn here: plotext 5's ``yscale("log")``
+re-applies log10 to the stored data on every build, so log10 of the values is plotted and the ticks are labelled
+with the values themselves. Colours are explicit (plotext's implicit ones depend on call order). plotext's ANSI
+output becomes rows of rich Segments once per build; ``render_line`` only hands out the cached strips.
 """
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from rich.segment import Segment
 from rich.style import Style
@@ -21,196 +22,203 @@ from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ..series import MinMaxSeries, safe_log10
+from ..ticks import fmt_value, step_axis, value_axis
 
-MIN_W, MIN_H = 16, 5  # below this a chart is unreadable: show the latest value as text instead
+MIN_W, MIN_H = 16, 5  # below this a chart is unreadable: the latest values are shown as text instead
 RGB = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
-class Line:
+class Curve:
     label: str
-    key: str  # RunState.series name; its colour is the component class plot--<key> (app.tcss)
-
-    @property
-    def component(self) -> str:
-        return "plot--" + self.key.replace("_", "-")
+    xs: Sequence[float]
+    ys: Sequence[float]  # the values themselves (a log axis takes their log10)
+    color: RGB
 
 
 class Plot(Widget):
     COMPONENT_CLASSES = {"plot--train-loss", "plot--val-loss", "plot--metric", "plot--lr", "plot--grad-norm"}
 
-    def __init__(self, title: str, lines: list[Line], *, id: str | None = None) -> None:
+    def __init__(self, title: str = "", *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.lines = lines
-        self.chart_title = title
         self.border_title = title
-        self._colors: tuple[RGB, ...] = ()
-        self._fig: Any = None  # created on first build: plotext is not imported before the first frame
-        self._text: Text = Text("no data yet", style="dim")
-        self._strips: list[Strip] | None = None  # _text cut into lines once per build, not once per frame
-        self._base: Any = None
+        self._rows: list[list[Segment]] = [[Segment("no data yet", Style(dim=True))]]
+        self._strips: list[Strip] | None = None  # the rows as strips, made once per build, not once per frame
+        self._base: Style = Style()
         self._key: tuple[Any, ...] | None = None
-        self.build_seconds = 0.0
+        self._fig: Any = None  # this chart's plotext figure (``figure``)
+        self.builds = 0  # how many times it was drawn (tests and benchmarks read it)
+        self.build_seconds = 0.0  # what the last build took
+        self.built_at = 0.0  # when (time.monotonic)
+
+    # -- what owners call -----------------------------------------------------------------------------
+    def color(self, component: str) -> RGB:
+        """A line colour from a component class (app.tcss): explicit, so that a line keeps it in every theme."""
+        color = self.get_component_rich_style(component, partial=True, default=Style.null()).color or self.rich_style.color
+        r, g, b = color.get_truecolor() if color is not None else (200, 200, 200)
+        return (r, g, b)
+
+    def faint(self, rgb: RGB, keep: float = 0.4) -> RGB:
+        """``rgb`` blended into the background: a raw curve behind its smoothing."""
+        bg = self.background_colors[1].rgb
+        return (round(bg[0] + (rgb[0] - bg[0]) * keep), round(bg[1] + (rgb[1] - bg[1]) * keep),
+                round(bg[2] + (rgb[2] - bg[2]) * keep))
+
+    def set_titles(self, title: str, subtitle: str = "") -> None:
+        """Setting a border title repaints the border even when it is the same: only on a change."""
+        if self.border_title != title:
+            self.border_title = title
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
 
     def invalidate(self) -> None:
-        """Forget what was drawn: the next ``rebuild`` draws whatever it is given."""
+        """Forget what was drawn: the next ``show`` draws whatever it is given."""
         self._key = None
 
-    def render(self) -> Text:
-        """The current chart as rich Text (what tests and screenshots read)."""
-        return self._text
-
-    def render_line(self, y: int) -> Strip:
-        # A braille chart is thousands of one-cell colour spans; turning it into strips on every frame
-        # through the generic text path cost ~30 ms a frame. It is done once per build instead, with
-        # the widget's style looked up once (``rich_style`` is recomputed from CSS on every access).
-        if self._strips is None:
-            self._base = self.rich_style
-            segments = self._text.render(self.app.console, end="")
-            width = self.content_size.width
-            self._strips = [Strip(Segment.apply_style(line, self._base)).crop_extend(0, width, self._base)
-                            for line in Segment.split_lines(segments)]
-        return self._strips[y] if y < len(self._strips) else Strip.blank(self.content_size.width, self._base)
-
-    def line_colors(self) -> tuple[RGB, ...]:
-        """Explicit colours (plotext's implicit ones depend on call order), from the component classes;
-        a line without one gets the widget's text colour."""
-        own = self.rich_style.color
-        out = []
-        for line in self.lines:
-            color = self.get_component_rich_style(line.component, partial=True, default=Style.null()).color or own
-            r, g, b = color.get_truecolor()
-            out.append((r, g, b))
-        return tuple(out)
-
-    def _set_legend(self, colors: tuple[RGB, ...]) -> None:
-        """The legend lives in the border title: inside the plot it would cost two rows of data."""
-        self._colors = colors
-        legend = " ".join(f"[rgb({r},{g},{b})]━ {line.label}[/]" for line, (r, g, b) in zip(self.lines, colors))
-        self.border_title = f"{self.chart_title} {legend}" if len(self.lines) > 1 else self.chart_title
-
-    def retitle(self, title: str) -> None:
-        if title != self.chart_title:
-            self.chart_title = title
-            self._set_legend(self._colors)
-
-    def on_mount(self) -> None:
-        self._set_legend(self.line_colors())
-
-    def rebuild(self, series: dict[str, MinMaxSeries], log_y: bool) -> bool:
-        """Rebuild if anything shown changed; returns whether it did.
-
-        Series only grow, so their point counts tell whether new data arrived; the identity of the
-        dict tells a different run apart.
-        """
+    def show(self, key: Any, curves: Callable[[], Sequence[Curve]], *, log_y: bool = False, log_x: bool = False,
+             steps_x: bool = True) -> bool:
+        """Draw ``curves()`` unless ``key``, the size and the axes are what was drawn last; returns whether it drew.
+        ``steps_x``: x is a training step (integer ticks written 1k, 2M)."""
         w, h = self.content_size.width, self.content_size.height
-        counts = tuple(len(series[line.key]) if line.key in series else 0 for line in self.lines)
-        colors = self.line_colors()
-        key = (id(series), counts, w, h, log_y, colors)
-        if key == self._key or w <= 0 or h <= 0:
+        full = (key, w, h, log_y, log_x, steps_x)
+        if full == self._key or w <= 0 or h <= 0:
             return False
-        self._key = key
-        if colors != self._colors:  # another theme
-            self._set_legend(colors)
-        self._figure()  # a first-time import is not drawing cost: keep it out of the budget
+        self._key = full
+        figure = self.figure()  # a first-time import is not drawing cost: keep it out of build_seconds
         t0 = time.perf_counter()
-        self._text = self.draw(series, w, h, log_y, colors)
+        self._rows = self.draw(curves(), w, h, log_y=log_y, log_x=log_x, steps_x=steps_x, figure=figure)
         self._strips = None
         self.build_seconds = time.perf_counter() - t0
-        subtitle = "log" if log_y else ""
-        if self.border_subtitle != subtitle:  # setting it repaints the border, even to the same value
-            self.border_subtitle = subtitle
+        self.builds += 1
+        self.built_at = time.monotonic()
         self.refresh()
         return True
 
-    def draw(self, series: dict[str, MinMaxSeries], w: int, h: int, log_y: bool, colors: tuple[RGB, ...]) -> Text:
-        """The chart as text for a ``w`` × ``h`` cell area, ``colors`` one per line (pure: no widget
-        state is read or changed)."""
-        transform = safe_log10 if log_y else None
-        data = []
-        for line, color in zip(self.lines, colors):
-            s = series.get(line.key)
-            if s is not None and len(s):
-                xs, ys = s.points(w, transform)
-                if xs:
-                    data.append((line, xs, ys, s.last[1], color))
-        if not data:
-            return Text("no data yet" if not log_y else "no positive data for a log axis", style="dim")
-        if w < MIN_W or h < MIN_H:
-            return Text("  ".join(f"{line.label} {_fmt(last)}" for line, _, _, last, _ in data))
-        fig = self._figure()
-        fig.clear_data()
-        fig.plotsize(w, h)
-        fig.theme("clear")
-        x_lo = min(xs[0] for _, xs, _, _, _ in data)
-        x_hi = max(xs[-1] for _, xs, _, _, _ in data)
-        y_lo = min(min(ys) for _, _, ys, _, _ in data)
-        y_hi = max(max(ys) for _, _, ys, _, _ in data)
-        if y_hi - y_lo < 1e-12:  # a flat line (constant lr): give the axis some height
-            pad = abs(y_hi) * 0.1 or 1.0
-            y_lo, y_hi = y_lo - pad, y_hi + pad
-        x_hi = x_hi if x_hi > x_lo else x_lo + 1
-        fig.xaxes(True, False)  # an L of axes: the widget border already frames the chart
-        fig.yaxes(True, False)
-        for _, xs, ys, _, color in data:
-            fig.plot(xs, ys, color=color, marker="braille")
-        fig.xlim(x_lo, x_hi)
-        fig.ylim(y_lo, y_hi)
-        xt = [t for t in nice_ticks(x_lo, x_hi, max(2, w // 14)) if t == int(t)] or [x_lo]  # steps are integers
-        fig.xticks(xt, [_fmt_step(v) for v in xt])
-        yt, labels = (log_ticks(y_lo, y_hi, max(2, h // 3)) if log_y
-                      else _with_labels(nice_ticks(y_lo, y_hi, max(2, h // 3))))
-        fig.yticks(yt, labels)
-        return Text.from_ansi(fig.build().rstrip("\n"), no_wrap=True, end="")  # no empty last row
-
-    def _figure(self) -> Any:
+    # -- drawing --------------------------------------------------------------------------------------
+    def figure(self) -> Any:
+        """This chart's own plotext figure (made on first use: plotext is not imported before the first frame)."""
         if self._fig is None:
-            from plotext._figure import _figure_class  # one private figure per chart, never the global one
-            self._fig = _figure_class()
+            self._fig = new_figure()
         return self._fig
 
+    @staticmethod
+    def draw(curves: Sequence[Curve], w: int, h: int, *, log_y: bool = False, log_x: bool = False,
+             steps_x: bool = True, figure: Any = None) -> list[list[Segment]]:
+        """The chart as ``h`` rows of segments for a ``w`` × ``h`` area, drawn by plotext on ``figure`` (a private
+        one, see ``new_figure``; a fresh one when none is given). Pure: no widget state is read."""
+        shown = [(c, *_on_axes(c, log_x, log_y)) for c in curves]
+        shown = [(c, xs, ys) for c, xs, ys in shown if xs]
+        if not shown:
+            note = "no positive data for a log axis" if (log_y or log_x) and any(c.ys for c in curves) else "no data yet"
+            return [[Segment(note, Style(dim=True))]]
+        if w < MIN_W or h < MIN_H:
+            return [[Segment("  ".join(f"{c.label} {fmt_value(c.ys[-1])}" for c in curves if c.ys))]]
+        x_lo, x_hi = min(xs[0] for _, xs, _ in shown), max(xs[-1] for _, xs, _ in shown)
+        y_lo, y_hi = min(min(ys) for _, _, ys in shown), max(max(ys) for _, _, ys in shown)
+        if y_hi - y_lo < 1e-12 * max(1.0, abs(y_hi)):  # a flat line: give the axis some height
+            pad = 0.1 if log_y else abs(y_hi) * 0.1 or 1.0
+            y_lo, y_hi = y_lo - pad, y_hi + pad
+        x_hi = x_hi if x_hi > x_lo else x_lo + 1
+        n_x, n_y = max(2, w // 10), max(2, (h - 2) // 2)  # a label every ~10 columns and every other row
+        x_axis = step_axis(x_lo, x_hi, n_x) if steps_x and not log_x else value_axis(x_lo, x_hi, n_x, log_x)
+        y_axis = value_axis(y_lo, y_hi, n_y, log_y)
+        fig = figure if figure is not None else new_figure()
+        fig.clear_data()
+        fig.plotsize(w, h)
+        for c, xs, ys in shown:  # in order: a later line wins a cell it shares (the smoothing over the faint raw)
+            fig.plot(xs, ys, color=c.color, marker="braille")
+        fig.xlim(x_axis.lo, x_axis.hi)
+        fig.ylim(y_axis.lo, y_axis.hi)
+        fig.xticks([t for t, _ in x_axis.ticks], [label for _, label in x_axis.ticks])
+        fig.yticks([t for t, _ in y_axis.ticks], [label for _, label in y_axis.ticks])
+        return ansi_rows(fig.build())
 
-def nice_ticks(lo: float, hi: float, n: int) -> list[float]:
-    """Round tick values (1, 2 or 5 × 10^k apart) inside [lo, hi]: at most about ``n``, at least two."""
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / max(1, n)
-    mag = 10.0 ** math.floor(math.log10(raw))
-    mants = (1, 2, 5, 10)
-    i = next(k for k, m in enumerate(mants) if m * mag >= raw)
-    while True:
-        step = mants[i] * mag
-        first = math.ceil(lo / step - 1e-9) * step
-        count = int(math.floor((hi - first) / step + 1e-9)) + 1
-        if count >= 2 or step < (hi - lo) * 1e-6:
-            return [round(first + k * step, 12) for k in range(max(1, count))]
-        i -= 1  # too coarse for two ticks: 5 → 2 → 1 → 0.5 …
-        if i < 0:
-            i, mag = 2, mag / 10
+    def render_line(self, y: int) -> Strip:
+        if self._strips is None:
+            self._base = self.rich_style  # computed from CSS on every access: once per build
+            width = self.content_size.width
+            self._strips = [Strip(Segment.apply_style(row, self._base)).crop_extend(0, width, self._base)
+                            for row in self._rows]
+        return self._strips[y] if y < len(self._strips) else Strip.blank(self.content_size.width, self._base)
+
+    def render(self) -> Text:
+        """The chart as plain text, one line per row (what tests and screenshots read)."""
+        return Text("\n".join("".join(seg.text for seg in row) for row in self._rows), no_wrap=True, end="")
 
 
-def log_ticks(lo: float, hi: float, n: int) -> tuple[list[float], list[str]]:
-    """Ticks for a log10 axis given in log10 units; labels are the original values."""
-    if hi - lo >= 1:
-        every = max(1, math.ceil((math.floor(hi) - math.ceil(lo) + 1) / n))
-        ticks = [float(k) for k in range(math.ceil(lo), math.floor(hi) + 1, every)]
-    else:  # less than a decade: round values in linear space, placed at their logs
-        ticks = [math.log10(v) for v in nice_ticks(10 ** lo, 10 ** hi, n) if v > 0]
-    return ticks, [_fmt(10 ** t) for t in ticks]
+def _on_axes(curve: Curve, log_x: bool, log_y: bool) -> tuple[list[float], list[float]]:
+    """The curve's points in axis units, x ascending; points a log axis cannot show (≤ 0, not finite) are left out."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for x, y in zip(curve.xs, curve.ys):
+        if log_x:
+            if not x > 0:
+                continue
+            x = math.log10(x)
+        if log_y:
+            if not y > 0:
+                continue
+            y = math.log10(y)
+        if math.isfinite(x) and math.isfinite(y):
+            xs.append(x)
+            ys.append(y)
+    if xs and any(b < a for a, b in zip(xs, xs[1:])):
+        pairs = sorted(zip(xs, ys))
+        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    return xs, ys
 
 
-def _with_labels(ticks: list[float]) -> tuple[list[float], list[str]]:
-    return ticks, [_fmt(t) for t in ticks]
+def new_figure() -> Any:
+    """A plotext figure of one's own (never plotext's global one), set up once: no frame, an L of axes (the widget
+    border frames the chart), no colours but the lines' own, and any size (not capped at the terminal's)."""
+    from plotext._figure import _figure_class  # the class behind plotext.plot; its instances share nothing
+
+    fig = _figure_class()
+    fig._limit_size(False, False)  # plotext caps a plot at the terminal size, which a widget need not be within
+    fig.theme("clear")
+    fig.xaxes(True, False)
+    fig.yaxes(True, False)
+    return fig
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.3g}"
+def ansi_rows(ansi: str) -> list[list[Segment]]:
+    """plotext's ANSI output as rows of segments (no empty last row).
+
+    plotext writes few distinct escape codes (a reset, one colour per line), thousands of times: each code's Style
+    is made once, by rich's own decoder, and cached; the text between codes is sliced out with one regular
+    expression. A quarter of the cost of decoding the whole output with ``Text.from_ansi`` (which the tests
+    compare it with), on the UI thread that shares the GIL with the trainer."""
+    rows: list[list[Segment]] = []
+    for line in ansi.rstrip("\n").split("\n"):
+        row: list[Segment] = []
+        style: Style | None = None
+        parts = _ESCAPE.split(line)  # text, code, text, code, …, text
+        for k, part in enumerate(parts):
+            if k % 2:
+                style = _style_of(part, style)
+            elif part:
+                row.append(Segment(part, style))
+        rows.append(row)
+    return rows
 
 
-def _fmt_step(v: float) -> str:
-    if abs(v) >= 1e6:
-        return f"{v / 1e6:g}M"
-    if abs(v) >= 1e3:
-        return f"{v / 1e3:g}k"
-    return f"{v:g}"
+_ESCAPE = re.compile(r"\x1b\[([0-9;]*)m")
+_STYLES: dict[str, Style | None] = {"0": None, "": None}  # SGR parameters → the style they switch to
+
+
+def _style_of(code: str, current: Style | None) -> Style | None:
+    """The style after SGR ``code``: plotext resets (``0``) before each colour run, so a code alone gives it."""
+    style = _STYLES.get(code, _MISSING)
+    if style is _MISSING:
+        spans = Text.from_ansi(f"\x1b[{code}mx").spans
+        found = spans[0].style if spans else None
+        style = _STYLES[code] = found if isinstance(found, Style) and found else None
+    if current is not None and style is not None and not code.startswith("0"):
+        return current + style  # plotext 5 writes fore- and background as separate codes
+    return style
+
+
+_MISSING = Style()
+
+
+__all__ = ["Curve", "MIN_H", "MIN_W", "Plot", "RGB", "new_figure"]

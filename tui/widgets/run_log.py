@@ -17,6 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.geometry import Size
@@ -61,6 +62,7 @@ class RunLog(ScrollView, can_focus=True):
         self._spans: list[int] = []  # lines of each shown entry
         self._lines: list[Strip] = []
         self._width = 0  # the width the lines are wrapped at; 0 until the size is known
+        self._style: Style | None = None  # rich_style, kept (``_base_style``)
 
     # -- public -------------------------------------------------------------------------------------
     def add(self, message: str, level: str = "info", detail: str = "", when: float | None = None,
@@ -164,9 +166,13 @@ class RunLog(ScrollView, can_focus=True):
             return
         start = sum(self._spans[:pos])
         strips = self._strips(new)
+        same = len(strips) == self._spans[pos]
         self._lines[start:start + self._spans[pos]] = strips
         self._shown[pos], self._spans[pos] = new, len(strips)
-        self._resized(following)
+        if same:  # nothing moves: repaint the entry's lines only (an eval line updates several times a second)
+            self.refresh_lines(start, len(strips))
+        else:
+            self._resized(following)
 
     def _drop_first(self) -> None:
         n = self._spans.pop(0)
@@ -200,4 +206,16 @@ class RunLog(ScrollView, can_focus=True):
         index = scroll_y + y
         width = self.scrollable_content_region.width
         strip = self._lines[index] if index < len(self._lines) else Strip.blank(width)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_style(self.rich_style)
+        style = self._base_style()
+        return strip.crop_extend(scroll_x, scroll_x + width, style).apply_style(style)
+
+    def _base_style(self) -> Style:
+        """``rich_style`` walks every ancestor's CSS on each access (a tenth of the UI thread's time while training,
+        two accesses a painted line): kept until the styles change (theme, focus)."""
+        if self._style is None:
+            self._style = self.rich_style
+        return self._style
+
+    def notify_style_update(self) -> None:
+        self._style = None
+        super().notify_style_update()

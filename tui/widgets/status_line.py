@@ -1,4 +1,5 @@
-"""The status line: run state, step, steps/s, ETA, device, and the machine's load.
+"""The status line: run state, step, steps/s, ETA (both smoothed: ``RunState``), device (on the CPU with its
+torch thread count), and the machine's load.
 
 Parts are ordered by importance; at 80 columns the tail (machine load) is what gets cut. Colours are
 the ``status-line--*`` component classes in app.tcss.
@@ -74,7 +75,9 @@ class StatusLine(Widget):
             if age > 10:
                 text.append(f"  (no events for {_duration(age)})", style=self._style("stale"))
         if state.device:
-            text.append(f"  {state.device}", style=self._style("quiet"))
+            threads = f" · {state.threads} thread{'s' if state.threads > 1 else ''}" \
+                if state.threads and state.device.startswith("cpu") else ""  # train.threads, or auto's choice
+            text.append(f"  {state.device}{threads}", style=self._style("quiet"))
         load = format_reading(self.reading)
         if load:
             text.append("  │ " + load, style=self._style("quiet"))
