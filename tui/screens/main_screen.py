@@ -89,6 +89,7 @@ class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
                 yield self.charts
                 with Horizontal(id="bottom"):
                     yield self.dataset
+                    yield self.predictions
                     yield self.run_log
         yield self.filter_bar
         yield self.status
