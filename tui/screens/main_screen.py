@@ -38,10 +38,11 @@ from ..widgets.dataset import DatasetPane
 from ..widgets.footer import KeysFooter
 from ..widgets.item_detail import ItemDetail
 from .apart_runs import ApartRuns
+from .runs_actions import RunsActions
 from .run_screen import CHART_BINDINGS, VIEW_BINDINGS, Handler, RunScreen, metrics_text, short_path
 
 
-class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
+class MainScreen(RunsActions, ApartRuns, RunScreen, inherit_bindings=False):
     # All of them here, in the footer's order (inherited chart keys would come first).
     BINDINGS = [
         Binding("t", "train", "Train", id="app.train"),
@@ -49,6 +50,8 @@ class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
         Binding("p", "pause", "Pause", id="app.pause"),
         *CHART_BINDINGS,
         Binding("b", "browse", "Browse", id="app.browse"),
+        Binding("r", "runs", "Runs", id="app.runs"),
+        Binding("c", "change", "Change+train", id="app.change"),
         *VIEW_BINDINGS,
         # After z: from about 140 columns on (below that the keys before ``? Help`` are cut from the end).
         Binding("T", "train_apart", "Train detachable", key_display="T", id="app.train-apart"),
@@ -73,6 +76,7 @@ class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
         self.dataset.border_title = f"Dataset · {exp.data.source or exp.data.factory}"
         self.results = ChecklistResults(recipes, self.checks, self.checklist, self.detail, self.dataset, self.run_log)
         self.side: Job | None = None  # stage-1 checks running beside training
+        self.form_edits: dict[str, str] = {}  # the overrides form's last edits (c)
 
     def event_handlers(self) -> dict[type, Handler]:
         return {**super().event_handlers(), Progress: self.show_progress}
@@ -205,16 +209,18 @@ class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
         """T: train in a process of its own, even with one device, so that the run can outlive the app."""
         self.start_training(apart=True)
 
-    def start_training(self, apart: bool) -> None:
+    def start_training(self, apart: bool, exp: Experiment | None = None, overrides: tuple[str, ...] = ()) -> None:
+        """``exp``/``overrides``: the overrides form's experiment and its ``--set`` edits (default: the recipe)."""
         if self.busy():
             return
+        exp = exp or self.exp
         self.show_run(RunState())
         self.checklist.set_status("train", "running")
         if not apart:
             self.status.job = "starting training (torch, data, model)…"
-            self.start_job("train", lambda job: jobs.train(job, self.exp, self.runs, self.data), ("train",))
+            self.start_job("train", lambda job: jobs.train(job, exp, self.runs, self.data), ("train",))
             return
-        self.start_apart()
+        self.start_apart(overrides)
 
     def action_stop(self) -> None:
         job = self.jobs.current
