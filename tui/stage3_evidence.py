@@ -14,7 +14,7 @@ from rich.text import Text
 
 FILTERS_SHOWN = 32  # filters drawn (the check keeps up to 64)
 FILTER_CELLS = 8  # columns per filter image
-DRAWN = {"lr-find": ("curves",), "first-layer": ("filters",)}  # metrics drawn here: left out of the evidence table
+DRAWN = {"lr-find": ("curves",), "first-layer": ("filters", "filters_u8")}  # metrics drawn here: left out of the evidence table
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,15 @@ def _capacity(metrics: dict[str, Any]) -> ChartSpec | None:
 
 
 def filter_grid(metrics: dict[str, Any]) -> RenderableType | None:
-    """first-layer's filters (``metrics["filters"]``: N × C × H × W, pooled by the check) as half-block images on one
-    brightness scale (± ``scale``, zero grey), so that strong and weak filters compare; None when there are none."""
-    filters = metrics.get("filters")
-    if not isinstance(filters, list) or not filters:
-        return None
+    """first-layer's filters as half-block images on one brightness scale (± ``scale``, zero grey), so that strong and
+    weak filters compare; None when there are none. From ``filters_u8`` (one byte a weight, kept in checklist.json),
+    else ``filters`` (N × C × H × W lists, present in a fresh result)."""
     from .halfblock import render_image
 
-    scale = metrics.get("scale")
-    scale = float(scale) if _number(scale) and scale > 0 else _abs_max(filters)
+    decoded = _filters(metrics)
+    if decoded is None:
+        return None
+    filters, scale = decoded
     shown = filters[:FILTERS_SHOWN]
     try:
         cells = [render_image(f, width=FILTER_CELLS, vmin=-scale, vmax=scale, max_rows=FILTER_CELLS // 2)
@@ -82,6 +82,27 @@ def filter_grid(metrics: dict[str, Any]) -> RenderableType | None:
     head = Text(f"first-layer filters: {len(shown)} of {count} (black −{scale:.2g}, grey 0, white +{scale:.2g})",
                 style="dim")
     return Group(head, Columns(cells, padding=(0, 1), width=FILTER_CELLS))
+
+
+def _filters(metrics: dict[str, Any]) -> tuple[Any, float] | None:
+    """(filters as an N × C × H × W array or nested lists, the scale they are drawn on), or None."""
+    packed = metrics.get("filters_u8")
+    if isinstance(packed, dict) and _number(packed.get("scale")) and packed["scale"] > 0:
+        import base64
+
+        import numpy as np
+
+        try:
+            raw = np.frombuffer(base64.b64decode(packed["data"]), dtype=np.uint8)
+            scale = float(packed["scale"])
+            return raw.reshape(packed["shape"]).astype(np.float64) / 255 * 2 * scale - scale, scale
+        except (KeyError, TypeError, ValueError):
+            pass
+    filters = metrics.get("filters")
+    if not isinstance(filters, list) or not filters:
+        return None
+    scale = metrics.get("scale")
+    return filters, float(scale) if _number(scale) and scale > 0 else _abs_max(filters)
 
 
 def _abs_max(values: Any) -> float:

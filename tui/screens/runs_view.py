@@ -149,7 +149,7 @@ def differences(row: dict[str, Any]) -> str:
 def run_label(row: dict[str, Any]) -> str:
     """A short legend label: the run's time of day and what sets it apart (``0614 lr=0.01``)."""
     name = row["name"]
-    when = name.split("-")[1][:6] if "-" in name else name
+    when = name.split("-", 1)[1] if "-" in name else name  # 061614, or 061614-1 for a second run that second
     tag = row.get("tag") or {}
     what = (str(tag.get("label") or tag.get("kind") or "") if tag else
             " ".join(f"{k.rsplit('.', 1)[-1]}={format_value(v)}" for k, v in (row.get("changes") or {}).items()))
