@@ -48,10 +48,11 @@ class MainScreen(RunsActions, ApartRuns, RunScreen, inherit_bindings=False):
         Binding("t", "train", "Train", id="app.train"),
         Binding("s", "stop", "Stop", id="app.stop"),
         Binding("p", "pause", "Pause", id="app.pause"),
-        *CHART_BINDINGS,
-        Binding("b", "browse", "Browse", id="app.browse"),
+        # Before the chart keys: comparing runs is what stage 3 on is about (at 120 columns the footer ends near b).
         Binding("r", "runs", "Runs", id="app.runs"),
         Binding("c", "change", "Change+train", id="app.change"),
+        *CHART_BINDINGS,
+        Binding("b", "browse", "Browse", id="app.browse"),
         *VIEW_BINDINGS,
         # After z: from about 140 columns on (below that the keys before ``? Help`` are cut from the end).
         Binding("T", "train_apart", "Train detachable", key_display="T", id="app.train-apart"),

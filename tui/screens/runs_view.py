@@ -25,8 +25,8 @@ from recipe_tui.core.overrides import format_value
 
 from ..widgets.footer import KeysFooter
 
-COLUMNS = ("", "run", "status", "steps", "changes / origin", "train best", "train final", "val best", "val final",
-           "metric", "time")
+COLUMNS = ("", "run", "status", "steps", "changes / origin", "val best", "val final", "metric", "train best",
+           "train final", "time")
 CHANGES_MAX = 48  # characters of the changes column
 
 
@@ -94,8 +94,8 @@ class RunsView(Screen[RunsChoice | None]):
         metric = row["metric"]
         metric_text = f"{metric['name'] or ''} {_num(metric['best'])}".strip() if metric["best"] is not None else "–"
         return [mark, row["name"], row["status"], steps, _clip(differences(row), CHANGES_MAX),
-                _num(row["train_loss"]["best"]), _num(row["train_loss"]["final"]), _num(row["val_loss"]["best"]),
-                _num(row["val_loss"]["final"]), metric_text, _duration(row["seconds"])]
+                _num(row["val_loss"]["best"]), _num(row["val_loss"]["final"]), metric_text,
+                _num(row["train_loss"]["best"]), _num(row["train_loss"]["final"]), _duration(row["seconds"])]
 
     # -- keys -------------------------------------------------------------------------------------------
     def cursor_row(self) -> dict[str, Any] | None:
