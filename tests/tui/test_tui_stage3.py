@@ -14,6 +14,7 @@ from recipe_tui.tui.app import RecipeApp
 from recipe_tui.tui.screens.runs_view import RunsView
 from recipe_tui.tui.widgets.checklist import Checklist
 from recipe_tui.tui.widgets.overrides_form import OverridesForm
+from recipe_tui.tui.widgets.predictions import render_predictions
 
 from tui_helpers import detail_text, make_recipes, plain, screen_text, wait_for
 
@@ -79,10 +80,16 @@ async def test_runs_view_lists_three_runs_overlays_two_and_opens_one(tmp_path):
         await wait_for(pilot, lambda: app.home.state.run_dir == dirs[0], what="the first run opened")
         assert charts.overlays == [] and app.home.state.status == "completed" and app.home.state.step == 40
         assert app.home.predictions.shown is not None and app.home.predictions.shown.step == 40
-        # x clears; escape closes without a change.
+        # escape closes without a change; x takes the overlays off.
         await open_runs_view(app, pilot)
         await pilot.press("escape")
         assert not isinstance(app.screen, RunsView) and app.home.state.run_dir == dirs[0]
+        await open_runs_view(app, pilot)
+        await pilot.press("space", "enter")
+        await wait_for(pilot, lambda: len(charts.overlays) == 1, what="one overlay")
+        await open_runs_view(app, pilot)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: charts.overlays == [], what="the overlays off")
 
 
 async def test_runs_view_says_so_when_there_are_no_runs(tmp_path):
@@ -210,3 +217,16 @@ async def test_a_run_whose_loss_wiggles_marks_the_train_item_warn(tmp_path):
         await pilot.pause()
         text = detail_text(app)
         assert "WARN" in text and "the loss wiggles: try a lower learning rate" in text and "alarms" in text
+
+
+def test_a_language_model_s_predictions_are_its_sampled_text(tmp_path):
+    exp = load_recipes(make_recipes(tmp_path, extra=False)).experiment("names-lm")
+    out = run_training(apply_overrides(exp, ("train.steps=20", "train.eval_every=10")), runs_root=tmp_path / "runs")
+    preds = [e for e in read_events(out.run_dir / "events.jsonl") if isinstance(e, Predictions)]
+    assert [p.kind for p in preds] == ["text", "text"]
+    text = plain(render_predictions(preds[-1], 40))
+    samples = [ex["text"] for ex in preds[-1].examples]
+    assert len(samples) == 8 and "sampled from the model" in text
+    shown = [line.split(None, 1) for line in text.splitlines()[1:] if line.strip()]
+    assert [int(n) for n, _ in shown] == list(range(1, 9))
+    assert [rest.strip() for _, rest in shown] == [t or "∅" for t in samples]
