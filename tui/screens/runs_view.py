@@ -74,6 +74,8 @@ class RunsView(Screen[RunsChoice | None]):
         self.app.call_from_thread(self.fill, rows)
 
     def fill(self, rows: list[dict[str, Any]]) -> None:
+        if not self.is_attached:  # closed while the rows were read
+            return
         self.rows = rows
         if not rows:
             self.note.update(f"No runs of {self.exp.name} yet (under {self.runs_root / self.exp.name}): t trains one, "
