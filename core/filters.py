@@ -29,6 +29,9 @@ SHUFFLES = 200
 MAX_MEASURED = 256  # filters measured (the first ones): the permutation test stays fast for wide first layers
 MAX_FILTERS = 64  # filters drawn
 MAX_SIDE = 16  # drawn filters are average-pooled down to at most this many pixels a side
+# ``filters_u8``: the drawn filters in one byte per weight, small enough for the app's checklist.json (values over
+# 20,000 characters are not kept there, and ``filters`` as nested lists is ~90,000 for a digits MLP's 64 filters).
+MAX_U8_BYTES, MAX_U8_FILTERS = 10_000, 32
 Z_STRUCTURED, R_STRUCTURED = 3.0, 0.1
 
 
@@ -125,4 +128,15 @@ def drawable(images: np.ndarray) -> dict[str, Any]:
         shown = torch.nn.functional.avg_pool2d(t, k, ceil_mode=True).numpy()
     scale = float(np.abs(shown).max()) or 1.0
     return {"filters": np.round(shown, 4).tolist(), "shape": list(shown.shape), "scale": round(scale, 6),
-            "pooled": k, "count": int(images.shape[0])}
+            "pooled": k, "count": int(images.shape[0]), "filters_u8": as_bytes(shown, scale)}
+
+
+def as_bytes(shown: np.ndarray, scale: float) -> dict[str, Any]:
+    """The first filters (as many as fit ``MAX_U8_BYTES``, at most ``MAX_U8_FILTERS``) quantised to 0…255 over
+    [-scale, scale], base64: ``{"shape": [n, c, h, w], "scale", "data"}`` (weight = byte / 255 × 2·scale − scale)."""
+    import base64
+
+    per = int(np.prod(shown.shape[1:]))
+    n = max(1, min(MAX_U8_FILTERS, len(shown), MAX_U8_BYTES // max(1, per)))
+    q = np.clip(np.round((shown[:n] + scale) / (2 * scale) * 255), 0, 255).astype(np.uint8)
+    return {"shape": list(q.shape), "scale": round(scale, 6), "data": base64.b64encode(q.tobytes()).decode("ascii")}

@@ -115,19 +115,26 @@ def load_history(exp: Experiment, runs_root: str | Path) -> tuple[RunState, str]
     """The last run's curves, or None when there is no run yet. An unfinished run is ``interrupted``:
     the process that wrote it is gone."""
     from recipe_tui.core.jobs import latest_run
-    from recipe_tui.core.rundir import EVENTS, read_events
 
     run = latest_run(runs_root, exp.name)
     if run is None:
         return None
+    return load_run(run, "the last run's"), str(run)
+
+
+def load_run(run: str | Path, whose: str = "the run's") -> RunState:
+    """A recorded run's curves (the last run on opening, the runs view's overlays and past runs). An unfinished run
+    is ``interrupted``: the process that wrote it is gone (a live one is followed, not loaded)."""
+    from recipe_tui.core.rundir import EVENTS, read_events
+
+    path = Path(run) / EVENTS
     try:
-        state = replay(read_events(run / EVENTS))
+        state = replay(read_events(path))
     except Exception as exc:  # damaged, or written by a newer version
-        raise UnreadableHistory(f"could not read the last run's events ({run / EVENTS}): "
-                                f"{type(exc).__name__}: {exc}") from exc
+        raise UnreadableHistory(f"could not read {whose} events ({path}): {type(exc).__name__}: {exc}") from exc
     if state.active:
         state.status = "interrupted"
-    return state, str(run)
+    return state
 
 
 def load_splits(exp: Experiment) -> tuple[Any, DataSummary]:

@@ -144,8 +144,14 @@ class ChecklistResults:
                    else f"stopped at step {e.step:,} of {total:,}; checkpoint saved" if total
                    else f"stopped at step {e.step:,} (open-ended); checkpoint saved, best.pt beside it")
         hint = "" if e.status == "completed" else f"`recipe-tui train --resume {run_dir}` continues it; t starts a new run."
-        self.record("train", CheckResult("train", status, summary, {"run_dir": run_dir, "state": e.status, **e.final},
-                                         hint=hint))
+        metrics = {"run_dir": run_dir, "state": e.status, **e.final}
+        if e.alarms:  # the wiggle alarm: the run went through, but its loss deserves a look
+            status = "warn"
+            summary += "; " + " ".join(str(a.get("message", a.get("kind", ""))) for a in e.alarms)
+            metrics["alarms"] = e.alarms
+            hint = ("Lower the learning rate (the lr-find item suggests one) or clip gradients (train.grad_clip). "
+                    + hint).strip()
+        self.record("train", CheckResult("train", status, summary, metrics, hint=hint))
 
     def train_failed(self, e: Failed, run_dir: str) -> None:
         self.errors["train"] = e.detail

@@ -79,3 +79,13 @@ class RunFollowed(Message, bubble=False):
     child: Any  # child_run.ChildRun
     history: RunState | None
     checkpoint: int | None
+
+
+@dataclass
+class RunsLoaded(Message, bubble=False):
+    """Runs chosen in the runs view, their recorded curves loaded: ``action`` ``overlay`` (laid over the charts) or
+    ``open`` (the first on the charts alone). ``problems``: runs whose events could not be read."""
+
+    action: str
+    runs: list[tuple[str, RunState]]
+    problems: list[str]

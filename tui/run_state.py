@@ -9,7 +9,7 @@ import math
 import time
 from typing import Any
 
-from recipe_tui.core.events import Eval, Event, Failed, Finished, RunStarted, Step
+from recipe_tui.core.events import Eval, Event, Failed, Finished, Predictions, RunStarted, Step
 
 from .series import MinMaxSeries
 
@@ -39,6 +39,8 @@ class RunState:
         self.last_event_time: float | None = None  # wall clock of the newest event (watch: is it alive?)
         self.best: tuple[int, float] | None = None  # (step, value) of the best validation metric
         self.threads = 0  # torch's CPU threads of the run (RunStarted; 0: not reported)
+        self.predictions: Predictions | None = None  # the latest prediction dynamics (one per evaluation)
+        self.alarms: list[dict[str, Any]] = []  # Finished.alarms (the wiggle alarm)
         self._ema, self._ema_n = 0.0, 0
         self._rate_step, self._rate_steps, self._rate_time = 0, 0, 0.0
 
@@ -100,7 +102,10 @@ class RunState:
                     self.best = (e.step, float(value))
 
     def _finished(self, e: Finished) -> None:
-        self.status, self.step, self.final = e.status, e.step, dict(e.final)
+        self.status, self.step, self.final, self.alarms = e.status, e.step, dict(e.final), list(e.alarms)
+
+    def _predictions(self, e: Predictions) -> None:
+        self.predictions = e
 
     def _failed(self, e: Failed) -> None:
         self.status, self.step, self.reason = "failed", e.step, e.reason
@@ -122,7 +127,7 @@ class RunState:
 
 
 _HANDLERS = {RunStarted: RunState._run_started, Step: RunState._step, Eval: RunState._eval,
-             Finished: RunState._finished, Failed: RunState._failed}
+             Finished: RunState._finished, Failed: RunState._failed, Predictions: RunState._predictions}
 
 
 def replay(events: Any) -> RunState:

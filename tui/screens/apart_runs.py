@@ -27,11 +27,12 @@ class ApartRuns(_Base):
 
     apart: ChildRun | None
 
-    def start_apart(self) -> None:
+    def start_apart(self, overrides: tuple[str, ...] = ()) -> None:
+        """``overrides``: the overrides form's edits, after the app's own ``--set``."""
         n = self.exp.train.nproc
         self.status.job = (f"starting {n} training processes (torchrun)…" if n > 1
                            else "starting training in a process of its own…")
-        self.follow_apart(ChildRun.new(self.recipes.path, self.runs, self.exp.name, self.overrides))
+        self.follow_apart(ChildRun.new(self.recipes.path, self.runs, self.exp.name, (*self.overrides, *overrides)))
 
     def follow_apart(self, child: ChildRun) -> None:
         self.apart = child

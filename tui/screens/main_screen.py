@@ -38,15 +38,19 @@ from ..widgets.dataset import DatasetPane
 from ..widgets.footer import KeysFooter
 from ..widgets.item_detail import ItemDetail
 from .apart_runs import ApartRuns
+from .runs_actions import RunsActions
 from .run_screen import CHART_BINDINGS, VIEW_BINDINGS, Handler, RunScreen, metrics_text, short_path
 
 
-class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
+class MainScreen(RunsActions, ApartRuns, RunScreen, inherit_bindings=False):
     # All of them here, in the footer's order (inherited chart keys would come first).
     BINDINGS = [
         Binding("t", "train", "Train", id="app.train"),
         Binding("s", "stop", "Stop", id="app.stop"),
         Binding("p", "pause", "Pause", id="app.pause"),
+        # Before the chart keys: comparing runs is what stage 3 on is about (at 120 columns the footer ends near b).
+        Binding("r", "runs", "Runs", id="app.runs"),
+        Binding("c", "change", "Change+train", id="app.change"),
         *CHART_BINDINGS,
         Binding("b", "browse", "Browse", id="app.browse"),
         *VIEW_BINDINGS,
@@ -73,6 +77,7 @@ class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
         self.dataset.border_title = f"Dataset · {exp.data.source or exp.data.factory}"
         self.results = ChecklistResults(recipes, self.checks, self.checklist, self.detail, self.dataset, self.run_log)
         self.side: Job | None = None  # stage-1 checks running beside training
+        self.form_edits: dict[str, str] = {}  # the overrides form's last edits (c)
 
     def event_handlers(self) -> dict[type, Handler]:
         return {**super().event_handlers(), Progress: self.show_progress}
@@ -89,6 +94,7 @@ class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
                 yield self.charts
                 with Horizontal(id="bottom"):
                     yield self.dataset
+                    yield self.predictions
                     yield self.run_log
         yield self.filter_bar
         yield self.status
@@ -204,16 +210,18 @@ class MainScreen(ApartRuns, RunScreen, inherit_bindings=False):
         """T: train in a process of its own, even with one device, so that the run can outlive the app."""
         self.start_training(apart=True)
 
-    def start_training(self, apart: bool) -> None:
+    def start_training(self, apart: bool, exp: Experiment | None = None, overrides: tuple[str, ...] = ()) -> None:
+        """``exp``/``overrides``: the overrides form's experiment and its ``--set`` edits (default: the recipe)."""
         if self.busy():
             return
+        exp = exp or self.exp
         self.show_run(RunState())
         self.checklist.set_status("train", "running")
         if not apart:
             self.status.job = "starting training (torch, data, model)…"
-            self.start_job("train", lambda job: jobs.train(job, self.exp, self.runs, self.data), ("train",))
+            self.start_job("train", lambda job: jobs.train(job, exp, self.runs, self.data), ("train",))
             return
-        self.start_apart()
+        self.start_apart(overrides)
 
     def action_stop(self) -> None:
         job = self.jobs.current

@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker
 
-from recipe_tui.core.events import Checkpoint, Eval, Failed, Finished, LogLine, RunStarted, Step
+from recipe_tui.core.events import Checkpoint, Eval, Failed, Finished, LogLine, Predictions, RunStarted, Step
 
 from .. import jobs, quitting
 from ..bridge import EventQueue
@@ -32,6 +32,7 @@ from ..sysinfo import SysSampler
 from ..ui_state import UiState
 from ..widgets.charts import Charts
 from ..widgets.filter_bar import FilterBar, FilterRequested
+from ..widgets.predictions import PredictionsPane
 from ..widgets.run_log import RunLog
 from ..widgets.status_line import StatusLine
 
@@ -78,6 +79,7 @@ class RunScreen(Screen[None]):
         self.state = RunState()
         self.charts = Charts(id="charts")
         self.run_log = RunLog(id="log")
+        self.predictions = PredictionsPane(id="predictions")  # in #bottom once the run on the charts has some
         self.status = StatusLine(id="status")
         self.filter_bar = FilterBar(id="filter")  # `/` in the checklist or the log
         self.handlers: dict[type, Handler] = self.event_handlers()
@@ -95,7 +97,7 @@ class RunScreen(Screen[None]):
         """Event type → handler: ``drain`` looks events up here instead of an if/elif chain."""
         return {RunStarted: self.show_run_started, Step: self.show_step, Eval: self.show_eval,
                 Finished: self.show_finished, Failed: self.show_failed, Checkpoint: self.show_checkpoint,
-                LogLine: self.show_log}
+                LogLine: self.show_log, Predictions: self.show_predictions}
 
     # -- life cycle ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -257,6 +259,17 @@ class RunScreen(Screen[None]):
     def show_log(self, e: LogLine) -> None:
         self.run_log.add(e.message, e.level, e.detail, e.time)
 
+    def show_predictions(self, e: Predictions) -> None:
+        self.state.apply(e)
+        self.predictions_shown(e)
+
+    def predictions_shown(self, e: Predictions | None) -> None:
+        """The prediction dynamics pane shows ``e`` (the run on the charts' latest); it takes its place in the bottom
+        row only once there is something to show (below 160 columns in place of the dataset pane: app.tcss)."""
+        self.predictions.show(e)
+        for bottom in self.query("#bottom"):
+            bottom.set_class(e is not None, "-predictions")
+
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         # No drain first: events queued after this message was posted (a watched run goes on) belong
         # after the history, and the next drain applies them to it.
@@ -274,8 +287,9 @@ class RunScreen(Screen[None]):
     def show_run(self, state: RunState) -> None:
         """Chart another run (a new one, the restored last one, a watched one)."""
         self.state = state
-        self.charts.show(state)
+        self.charts.show(state, self.charts.overlays)  # other runs laid over stay until the runs view drops them
         self.status.show(state)
+        self.predictions_shown(state.predictions)
 
     # -- worker failures ----------------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

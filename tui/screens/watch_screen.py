@@ -23,6 +23,7 @@ class WatchScreen(RunScreen):
             with Vertical(id="right"):
                 yield self.charts
                 with Horizontal(id="bottom"):
+                    yield self.predictions
                     yield self.run_log
         yield self.filter_bar
         yield self.status

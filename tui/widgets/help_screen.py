@@ -28,6 +28,10 @@ KEYS = [
     ("e", "the loss chart's smoothing on / off (a moving average, the raw curve faint behind it)"),
     ("w", "the charts show the last quarter of the steps / the whole run"),
     ("b", "browse samples: duplicates, outliers, label issues, largest losses after training"),
+    ("r", "runs view: every run of the experiment with its differences from the recipe; space selects, enter lays "
+          "the selected runs over the charts, o opens one alone, x clears the overlays, escape closes"),
+    ("c", "change and train: a form of the --set keys with their current values; enter checks the edits and starts "
+          "a run with them, escape cancels"),
     ("z", "zoom: the focused pane fills the screen (z or escape again to go back)"),
     ("?", "this help"),
     ("q", "quit (while a job runs it asks first: y stops the job and quits, n goes back, d detaches a run in "

@@ -19,6 +19,8 @@ from recipe_tui.core.events import CheckResult
 
 from ..evidence import cell_text, render_evidence
 from ..marks import MARK_CLASSES, MARKS, follow_theme, mark, status_of, styled
+from ..stage3_evidence import DRAWN, evidence_chart, filter_grid
+from .curve_chart import CurveChart
 
 HIDDEN_METRICS = {"samples"}  # batch-view's captured examples: drawn by batch_preview, not listed
 
@@ -31,12 +33,15 @@ class ItemDetail(VerticalScroll):
         super().__init__(id=id)
         self.border_title = "Item"
         self.body = Static("", id="detail-body")  # focusable (tab): ↑/↓ scroll a long traceback
+        self.chart = CurveChart(id="detail-chart")  # lr-find's loss vs lr, capacity's loss vs parameters
+        self.chart.display = False
         self._shown: tuple[Any, ...] | None = None  # the last show()'s arguments
         self._live: dict[str, list[dict[str, Any]]] | None = None
         self._width = 0
 
     def compose(self):
         yield self.body
+        yield self.chart
 
     def on_mount(self) -> None:
         self._reshow()  # filled in before mount: again, with the marks in app.tcss's colours
@@ -65,14 +70,19 @@ class ItemDetail(VerticalScroll):
             Text(""),
             Text(item.guidance, style="italic"),
         ]
+        self._chart(item.check or "", live if live else result.metrics if result is not None else None)
         if live:
             parts += [Text(""), _live(live, self.content_size.width or 60, styled(self, "item-detail--bar"))]
         elif result is not None:
             parts += [Text(""), _verdict(mark(status_of(result), self), status_of(result), result, when)]
             width = self.content_size.width or 60
-            evidence = render_evidence(result.metrics, width, HIDDEN_METRICS, styled(self, "item-detail--bar"))
+            hidden = {*HIDDEN_METRICS, *DRAWN.get(item.check or "", ())}
+            evidence = render_evidence(result.metrics, width, hidden, styled(self, "item-detail--bar"))
             if evidence is not None:
                 parts.append(evidence)
+            filters = filter_grid(result.metrics) if item.check == "first-layer" else None
+            if filters is not None:
+                parts.append(filters)
             preview = batch_preview(result.metrics) if item.id == "batch-view" else None
             if preview is not None:
                 parts.append(preview)
@@ -84,6 +94,14 @@ class ItemDetail(VerticalScroll):
             parts += [Text(""), Text(detail.rstrip(), style="dim")]
         self._update(Group(*parts), home)
 
+    def _chart(self, check_id: str, metrics: dict[str, Any] | None) -> None:
+        """The check's curve under the text (lr-find, capacity: from its result, or its rows while it runs)."""
+        spec = evidence_chart(check_id, metrics) if metrics else None
+        self.chart.display = spec is not None
+        if spec is not None:
+            self.chart.chart_title = spec.title
+            self.chart.plot(spec.curves, log_x=spec.log_x, log_y=spec.log_y, x_label=spec.x_label)
+
     def _update(self, content: RenderableType, home: bool = True) -> None:
         self.body.update(content)
         if home:
@@ -91,6 +109,7 @@ class ItemDetail(VerticalScroll):
 
     def show_stage(self, number: int, title: str, counts: dict[str, int]) -> None:
         self._shown = None
+        self.chart.display = False
         self.border_title = f"stage {number}"
         summary = "  ".join(f"{MARKS[s][0]} {n}" for s, n in counts.items() if n)
         self._update(Group(Text(f"{number} {title}", style="bold"), Text(summary),

@@ -177,3 +177,23 @@ def test_the_whole_stage_3_headless_on_the_shipped_cpu_recipes(tmp_path, name):
     assert proc.returncode == 0, proc.stderr
     assert [i["id"] for i in doc["items"]] == ["lr-find", "capacity", "first-layer"]
     assert all(i["status"] in ("pass", "skip") for i in doc["items"]), [(i["id"], i["summary"]) for i in doc["items"]]
+
+
+def test_filters_u8_is_the_drawn_filters_in_a_byte_each_and_small_enough_to_keep():
+    import base64
+
+    import numpy as np
+
+    from recipe_tui.core.checklist_state import MAX_VALUE_CHARS
+    from recipe_tui.core.filters import drawable
+
+    images = np.random.default_rng(0).normal(0, 0.1, size=(128, 1, 8, 8))
+    d = drawable(images)
+    packed = d["filters_u8"]
+    assert packed["shape"] == [32, 1, 8, 8] and packed["scale"] == d["scale"]
+    q = np.frombuffer(base64.b64decode(packed["data"]), dtype=np.uint8).reshape(packed["shape"])
+    back = q / 255 * 2 * d["scale"] - d["scale"]
+    assert np.abs(back - np.array(d["filters"][:32])).max() <= d["scale"] / 255 + 1e-4
+    assert len(json.dumps(packed)) < MAX_VALUE_CHARS < len(json.dumps(d["filters"]))
+    wide = drawable(np.random.default_rng(1).normal(size=(64, 3, 16, 16)))["filters_u8"]
+    assert wide["shape"][0] == 10_000 // (3 * 16 * 16) and len(json.dumps(wide)) < MAX_VALUE_CHARS
