@@ -321,14 +321,15 @@ def test_a_stop_reaches_every_worker_and_the_next_run_retries_their_trials(tmp_p
 
     from recipe_tui.core.tune import open_study, study_place
     cmd = [sys.executable, "-m", "recipe_tui.tui.cli", "tune", "--recipe", "digits-mlp", "--runs", str(tmp_path),
-           "--workers", "2", "--set", "tune.trials=30", "--set", "tune.steps=1500", "--set", "tune.pruner=\"none\"",
-           "--json"]
+           "--workers", "2", "--set", "tune.trials=300", "--set", "tune.steps=1500", "--set", "tune.pruner=\"none\"",
+           "--set", "train.device=\"cpu\"", "--json"]  # digits() sets the device: the same study
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    exp = digits(**{"tune.trials": 30, "tune.steps": 1500, "tune.pruner": "none"})
+    # Far more trials than can finish before the stop (a trial takes ~2 s): the study must still be running then.
+    exp = digits(**{"tune.trials": 300, "tune.steps": 1500, "tune.pruner": "none"})
     place = study_place(exp, tmp_path)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # until both workers are in a trial, one of them finished
+    while time.monotonic() < deadline and proc.poll() is None:  # until both workers are in a trial, one finished
         time.sleep(0.5)
         if Path(place.storage).is_file():
             states = [t.state.name for t in open_study(exp, place).trials]
