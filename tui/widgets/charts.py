@@ -8,11 +8,10 @@ Other runs' curves can be drawn beside the current one (``show(state, overlays)`
 
 The redraw policy: while data arrives, at most ``max_hz`` redraws a second and never less than one a second
 (``MAX_WAIT_S``); only charts whose data, size or mode changed are drawn, so a constant lr or a metric between
-evaluations costs nothing. Builds run on the UI thread, holding the GIL the trainer needs, and plotext's cost is
-mostly per cell of the canvas, not per point: measured 2026-12-02 on the 2-core box, alone, 6.5 ms for a 48 × 30
-loss chart (three lines), 3 ms and 1.7 ms for 48 × 14 grad-norm and metric charts; three to four times that
-inside the app while the trainer runs on the other core. ``budget`` (the share of wall time builds may take)
-stretches the interval on such a machine, never past a second: there the charts redraw once a second.
+evaluations costs nothing. plotext's builds run in a process of their own (``ChartProcess``): the UI thread lays the
+charts out, sends them, and shows the answer (titles and charts together); without that process they are built here,
+holding the GIL the trainer needs. ``budget`` (the share of wall time this thread's part may take) stretches the
+interval on a slow machine, never past a second.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """One chart: drawn by plotext on a private figure, cached as strips, rebuilt only when its owner asks with a new key.
 
 plotext's module-level API shares one global figure and is not thread-safe: each ``Plot`` owns its own figure,
-built on the UI thread. Owners (the charts pane, ``CurveChart``) give it ``Curve``s of plain values, already
+built on the UI thread (``show``), or lays the chart out (``prepare``) for an owner that has plotext build it elsewhere. Owners (the charts pane, ``CurveChart``) give it ``Curve``s of plain values, already
 downsampled to about two points per column (``MinMaxSeries.points``), so a build costs the same whatever the
 history length (plotext's build is linear in points). A log axis is drawn here: plotext 5's ``yscale("log")``
 re-applies log10 to the stored data on every build, so log10 of the values is plotted and the ticks are labelled
