@@ -25,6 +25,14 @@ def steps(first: int, last: int) -> list[Step]:
     return [Step(step=s, loss=2.3 / (1 + s / 100), lr=3e-3, grad_norm=1 + (s % 70) / 10) for s in range(first, last + 1, 10)]
 
 
+async def feed_500_steps(app: RecipeApp, pilot) -> None:
+    """A run started and its first 500 steps shown (the loss title says so)."""
+    app.home.queue.emit(RunStarted(run_dir="r", recipe="digits-mlp", device="cpu", steps=4000))
+    for event in steps(10, 500):
+        app.home.queue.emit(event)
+    await wait_for(pilot, lambda: "train 0.3833" in title(app.home.charts.loss), what="the loss title at step 500")
+
+
 def title(plot: Plot) -> str:
     return Text.from_markup(plot.border_title).plain
 
@@ -49,10 +57,7 @@ async def test_live_charts_are_built_in_a_process_that_ends_with_the_app(recipes
     app = RecipeApp(file=recipes, runs=tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:
         charts = app.home.charts
-        app.home.queue.emit(RunStarted(run_dir="r", recipe="digits-mlp", device="cpu", steps=4000))
-        for event in steps(10, 500):
-            app.home.queue.emit(event)
-        await wait_for(pilot, lambda: "train 0.3833" in title(charts.loss), what="the loss title at step 500")
+        await feed_500_steps(app, pilot)
         proc = charts.process.proc
         assert proc is not None and proc.poll() is None and charts.process.starts == 1
         assert any("⠀" < ch <= "⣿" for ch in charts.loss.render().plain), "the process's chart is on screen"
@@ -73,10 +78,7 @@ async def test_charts_are_drawn_here_when_the_process_cannot_start_or_dies(recip
     app = RecipeApp(file=recipes, runs=tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:
         charts = app.home.charts
-        app.home.queue.emit(RunStarted(run_dir="r", recipe="digits-mlp", device="cpu", steps=4000))
-        for event in steps(10, 500):
-            app.home.queue.emit(event)
-        await wait_for(pilot, lambda: "train 0.3833" in title(charts.loss), what="the loss title at step 500")
+        await feed_500_steps(app, pilot)
         proc = charts.process.proc
         assert proc is not None
         proc.kill()  # the process dies: what it was asked for, and everything after, is drawn here
@@ -90,10 +92,7 @@ async def test_charts_are_drawn_here_when_the_process_cannot_start_or_dies(recip
     fresh = RecipeApp(file=recipes, runs=tmp_path / "runs2")
     async with fresh.run_test(size=SIZE) as pilot:  # Popen still fails: never started, drawn here from the first build
         charts = fresh.home.charts
-        fresh.home.queue.emit(RunStarted(run_dir="r", recipe="digits-mlp", device="cpu", steps=4000))
-        for event in steps(10, 500):
-            fresh.home.queue.emit(event)
-        await wait_for(pilot, lambda: "train 0.3833" in title(charts.loss), what="drawn without the process")
+        await feed_500_steps(fresh, pilot)
         assert charts.process.failed and charts.process.starts == 0 and charts.loss.builds >= 1
         assert any("⠀" < ch <= "⣿" for ch in charts.loss.render().plain)
 
