@@ -40,6 +40,9 @@ from ..widgets.status_line import StatusLine
 # status line (1 Hz) and charts (1–2 Hz) show nothing faster anyway. Check results and the end
 # of a job are messages of their own, so they show at once.
 DRAIN_INTERVAL_S = 0.2
+# While a run trains, every drain takes the GIL from its thread and repaints the log and status line: twice a
+# second is enough for numbers that the status line shows once a second and the charts about as often.
+DRAIN_TRAINING_S = 0.5
 # At most this many events per drain (~45 ms of handlers on this 2-core box): a key press never waits long
 # behind a flood, and 5 drains a second still take 100,000 events/s. Beyond that the queue folds (EventQueue).
 DRAIN_TAKE = 20_000
@@ -180,7 +183,8 @@ class RunScreen(Screen[None]):
     def on_events_pending(self, _: EventsPending) -> None:
         if self._drain_timer is not None:
             return  # a drain is already due
-        wait = self._last_drain + DRAIN_INTERVAL_S - time.monotonic()
+        interval = DRAIN_TRAINING_S if self.state.status == "training" else DRAIN_INTERVAL_S
+        wait = self._last_drain + interval - time.monotonic()
         if wait > 0:
             self._drain_timer = self.set_timer(wait, self._timed_drain)
         else:
@@ -205,7 +209,7 @@ class RunScreen(Screen[None]):
         if not events_:
             return
         self.drains += 1
-        with self.app.batch_update():
+        with self.app.batch_update(), self.run_log.batch():
             version = self.state.version
             for event in events_:
                 handler = self.handlers.get(type(event))

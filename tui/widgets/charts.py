@@ -8,11 +8,10 @@ Other runs' curves can be drawn beside the current one (``show(state, overlays)`
 
 The redraw policy: while data arrives, at most ``max_hz`` redraws a second and never less than one a second
 (``MAX_WAIT_S``); only charts whose data, size or mode changed are drawn, so a constant lr or a metric between
-evaluations costs nothing. Builds run on the UI thread, holding the GIL the trainer needs, and plotext's cost is
-mostly per cell of the canvas, not per point: measured 2026-12-02 on the 2-core box, alone, 6.5 ms for a 48 × 30
-loss chart (three lines), 3 ms and 1.7 ms for 48 × 14 grad-norm and metric charts; three to four times that
-inside the app while the trainer runs on the other core. ``budget`` (the share of wall time builds may take)
-stretches the interval on such a machine, never past a second: there the charts redraw once a second.
+evaluations costs nothing. plotext's builds run in a process of their own (``ChartProcess``): the UI thread lays the
+charts out, sends them, and shows the answer (titles and charts together); without that process they are built here,
+holding the GIL the trainer needs. ``budget`` (the share of wall time this thread's part may take) stretches the
+interval on a slow machine, never past a second.
 """
 from __future__ import annotations
 
@@ -27,11 +26,12 @@ from textual.containers import Grid
 from textual.reactive import reactive
 from textual.timer import Timer
 
+from ..chart_process import ChartProcess
 from ..marks import follow_theme
 from ..run_state import RunState
 from ..ticks import fmt_step, fmt_value
 from .lr_strip import LrStrip
-from .plot import RGB, Curve, Plot
+from .plot import RGB, Curve, Layout, Plot, ansi_rows
 
 MAX_WAIT_S = 1.0  # while data arrives, no chart is older than this
 RECENT = 0.25  # `w`: the last quarter of the steps
@@ -39,6 +39,7 @@ RECENT = 0.25  # `w`: the last quarter of the steps
 OVERLAY_COLORS: tuple[RGB, ...] = ((230, 100, 210), (80, 215, 215), (235, 215, 80), (240, 95, 95), (170, 160, 255),
                                    (250, 180, 200))
 Overlays = Sequence[tuple[str, RunState]]
+Made = list[tuple[Plot, Layout | list, tuple[str, str]]]  # (plot, what to draw, its titles)
 
 
 class Charts(Grid):
@@ -46,7 +47,7 @@ class Charts(Grid):
     smooth: reactive[bool] = reactive(True, init=False)
     recent: reactive[bool] = reactive(False, init=False)
 
-    def __init__(self, *, id: str | None = None, max_hz: float = 2.0, budget: float = 0.01) -> None:
+    def __init__(self, *, id: str | None = None, max_hz: float = 1.25, budget: float = 0.01) -> None:
         super().__init__(id=id)
         self.max_hz, self.budget = max_hz, budget
         self.state = RunState()
@@ -59,6 +60,9 @@ class Charts(Grid):
         self.lr = LrStrip(id="chart-lr")
         self.ticks = 0  # redraw passes so far (tests read it)
         self.interval = 1 / max_hz  # the wait after the last redraw before the next one (tests read it)
+        self.process = ChartProcess()  # plotext's builds, off this thread; started with the first build
+        self._dirty = False  # something asked for a redraw while the process was building
+        self._apply_s = 0.0  # what showing the last answer took on this thread
 
     @property
     def builds(self) -> int:
@@ -70,6 +74,9 @@ class Charts(Grid):
 
     def on_mount(self) -> None:
         follow_theme(self, lambda: self.show(self.state, self.overlays))  # the line colours come from app.tcss
+
+    def on_unmount(self) -> None:
+        self.process.close()
 
     def data_changed(self) -> None:
         """New points arrived (the screen calls this from its drain). No polling timer: every wake-up of the UI
@@ -104,6 +111,9 @@ class Charts(Grid):
         self.call_after_refresh(self._answer_key)
 
     def tick(self) -> None:
+        if self.process.busy:  # its answer ticks again: the newest data is drawn then
+            self._dirty = True
+            return
         now = time.monotonic()
         if now < self._next_ok:
             if self._timer is None:  # come back when allowed, so the newest data is drawn even if none follows
@@ -111,7 +121,7 @@ class Charts(Grid):
             return
         t0 = time.perf_counter()
         drew = self.redraw()
-        spent = time.perf_counter() - t0
+        spent = time.perf_counter() - t0 + self._apply_s  # this thread's share: the builds run elsewhere
         if drew:  # stretch the interval only as far as the budget asks, never past MAX_WAIT_S
             self.interval = max(1 / self.max_hz, min(spent / self.budget, MAX_WAIT_S))
             self._next_ok = now + self.interval
@@ -134,21 +144,48 @@ class Charts(Grid):
 
     # -- drawing ----------------------------------------------------------------------------------------
     def redraw(self) -> bool:
-        """Draw the charts whose data, size or mode changed; returns whether any was drawn."""
+        """Draw the charts whose data, size or mode changed (plotext's part in the chart process, when there is
+        one: they show when it answers); returns whether any was drawn."""
         self.ticks += 1
         x_min = self._x_min()
-        drew = False
+        made: Made = []
         for plot, names in ((self.loss, ("train_loss", "val_loss")), (self.metric, ("metric",)),
                             (self.grad, ("grad_norm",))):
             if not plot.display:
                 continue
             log = self.effective_log(plot)
             key = (self._counts(names), x_min, log, self.smooth if plot is self.loss else None)
-            drew |= plot.show(key, lambda p=plot: self._curves(p, x_min), log_y=log)
-            plot.set_titles(self._title(plot), self._subtitle(plot, log, x_min))
+            layout = plot.prepare(key, lambda p=plot: self._curves(p, x_min), log_y=log)
+            titles = (self._title(plot), self._subtitle(plot, log, x_min))
+            if layout is None:
+                plot.set_titles(*titles)
+            else:  # the titles change with the chart, so that both always show the same data
+                made.append((plot, layout, titles))
+        far = [(str(plot.id), layout) for plot, layout, _ in made if isinstance(layout, Layout)]
+        if not far or not self.process.submit(far, lambda texts: self._apply(made, texts)):
+            self._apply(made, None)
+        drew = bool(made)
         if self.lr.display:
             drew |= self.lr.show(self.state.series["lr"], self.loss.color("plot--lr"))
         return drew
+
+    def _apply(self, made: Made, texts: list[str] | None) -> None:
+        """Show a redraw's charts: plotext's ``texts`` (one per layout, in order), or, without them, drawn here."""
+        t0 = time.perf_counter()
+        answers = iter(texts or ())
+        for plot, layout, titles in made:
+            start = time.perf_counter()
+            text = next(answers, None) if isinstance(layout, Layout) else None
+            if text is not None:
+                rows = ansi_rows(text)
+            else:
+                rows = plot.rows_of(layout, plot.figure() if isinstance(layout, Layout) else None)
+            plot.put_rows(rows, time.perf_counter() - start)
+            plot.set_titles(*titles)
+        self._apply_s = time.perf_counter() - t0 if texts is not None else 0.0
+        if self._dirty:
+            self._dirty = False
+            self.tick()
 
     def _counts(self, names: tuple[str, ...]) -> tuple[object, ...]:
         runs = [self.state, *(s for _, s in self.overlays)]

@@ -1,7 +1,7 @@
 """One chart: drawn by plotext on a private figure, cached as strips, rebuilt only when its owner asks with a new key.
 
 plotext's module-level API shares one global figure and is not thread-safe: each ``Plot`` owns its own figure,
-built on the UI thread. Owners (the charts pane, ``CurveChart``) give it ``Curve``s of plain values, already
+built on the UI thread (``show``), or lays the chart out (``prepare``) for an owner that has plotext build it elsewhere. Owners (the charts pane, ``CurveChart``) give it ``Curve``s of plain values, already
 downsampled to about two points per column (``MinMaxSeries.points``), so a build costs the same whatever the
 history length (plotext's build is linear in points). A log axis is drawn here: plotext 5's ``yscale("log")``
 re-applies log10 to the stored data on every build, so log10 of the values is plotted and the ticks are labelled
@@ -22,6 +22,7 @@ from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
 
+from ..plotext_build import Layout, build_ansi, new_figure
 from ..ticks import fmt_value, step_axis, value_axis
 
 MIN_W, MIN_H = 16, 5  # below this a chart is unreadable: the latest values are shown as text instead
@@ -79,20 +80,34 @@ class Plot(Widget):
              steps_x: bool = True) -> bool:
         """Draw ``curves()`` unless ``key``, the size and the axes are what was drawn last; returns whether it drew.
         ``steps_x``: x is a training step (integer ticks written 1k, 2M)."""
+        made = self.prepare(key, curves, log_y=log_y, log_x=log_x, steps_x=steps_x)
+        if made is None:
+            return False
+        figure = self.figure() if isinstance(made, Layout) else None  # a first-time import is not drawing cost
+        t0 = time.perf_counter()
+        self.put_rows(self.rows_of(made, figure), time.perf_counter() - t0)
+        return True
+
+    def prepare(self, key: Any, curves: Callable[[], Sequence[Curve]], *, log_y: bool = False, log_x: bool = False,
+                steps_x: bool = True) -> Layout | list[list[Segment]] | None:
+        """``show``'s first half, for an owner that has plotext draw elsewhere (``Charts``): None when ``key``, the
+        size and the axes are what was drawn last; else what plotext is to draw (``layout``) or the rows themselves.
+        The owner hands the rows to ``put_rows``."""
         w, h = self.content_size.width, self.content_size.height
         full = (key, w, h, log_y, log_x, steps_x)
         if full == self._key or w <= 0 or h <= 0:
-            return False
+            return None
         self._key = full
-        figure = self.figure()  # a first-time import is not drawing cost: keep it out of build_seconds
-        t0 = time.perf_counter()
-        self._rows = self.draw(curves(), w, h, log_y=log_y, log_x=log_x, steps_x=steps_x, figure=figure)
+        return self.layout(curves(), w, h, log_y=log_y, log_x=log_x, steps_x=steps_x)
+
+    def put_rows(self, rows: list[list[Segment]], seconds: float = 0.0) -> None:
+        """Show ``rows`` (a build's result; ``seconds``: what it took on this thread)."""
+        self._rows = rows
         self._strips = None
-        self.build_seconds = time.perf_counter() - t0
+        self.build_seconds = seconds
         self.builds += 1
         self.built_at = time.monotonic()
         self.refresh()
-        return True
 
     # -- drawing --------------------------------------------------------------------------------------
     def figure(self) -> Any:
@@ -106,6 +121,18 @@ class Plot(Widget):
              steps_x: bool = True, figure: Any = None) -> list[list[Segment]]:
         """The chart as ``h`` rows of segments for a ``w`` × ``h`` area, drawn by plotext on ``figure`` (a private
         one, see ``new_figure``; a fresh one when none is given). Pure: no widget state is read."""
+        return Plot.rows_of(Plot.layout(curves, w, h, log_y=log_y, log_x=log_x, steps_x=steps_x), figure)
+
+    @staticmethod
+    def rows_of(made: Layout | list[list[Segment]], figure: Any = None) -> list[list[Segment]]:
+        """The rows of ``layout``'s result: plotext's drawing of a ``Layout`` (on ``figure``), or the rows given."""
+        return ansi_rows(build_ansi(made, figure)) if isinstance(made, Layout) else made
+
+    @staticmethod
+    def layout(curves: Sequence[Curve], w: int, h: int, *, log_y: bool = False, log_x: bool = False,
+               steps_x: bool = True) -> Layout | list[list[Segment]]:
+        """What plotext is to draw for ``curves`` in a ``w`` × ``h`` area (axes, ticks, colours, log10 taken), or the
+        rows to show instead: a note when there is nothing to draw, the latest values when the area is too small."""
         shown = [(c, *_on_axes(c, log_x, log_y)) for c in curves]
         shown = [(c, xs, ys) for c, xs, ys in shown if xs]
         if not shown:
@@ -122,16 +149,8 @@ class Plot(Widget):
         n_x, n_y = max(2, w // 10), max(2, (h - 2) // 2)  # a label every ~10 columns and every other row
         x_axis = step_axis(x_lo, x_hi, n_x) if steps_x and not log_x else value_axis(x_lo, x_hi, n_x, log_x)
         y_axis = value_axis(y_lo, y_hi, n_y, log_y)
-        fig = figure if figure is not None else new_figure()
-        fig.clear_data()
-        fig.plotsize(w, h)
-        for c, xs, ys in shown:  # in order: a later line wins a cell it shares (the smoothing over the faint raw)
-            fig.plot(xs, ys, color=c.color, marker="braille")
-        fig.xlim(x_axis.lo, x_axis.hi)
-        fig.ylim(y_axis.lo, y_axis.hi)
-        fig.xticks([t for t, _ in x_axis.ticks], [label for _, label in x_axis.ticks])
-        fig.yticks([t for t, _ in y_axis.ticks], [label for _, label in y_axis.ticks])
-        return ansi_rows(fig.build())
+        return Layout(w, h, tuple((xs, ys, c.color) for c, xs, ys in shown), (x_axis.lo, x_axis.hi),
+                      (y_axis.lo, y_axis.hi), tuple(x_axis.ticks), tuple(y_axis.ticks))
 
     def render_line(self, y: int) -> Strip:
         if self._strips is None:
@@ -166,19 +185,6 @@ def _on_axes(curve: Curve, log_x: bool, log_y: bool) -> tuple[list[float], list[
         pairs = sorted(zip(xs, ys))
         xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
     return xs, ys
-
-
-def new_figure() -> Any:
-    """A plotext figure of one's own (never plotext's global one), set up once: no frame, an L of axes (the widget
-    border frames the chart), no colours but the lines' own, and any size (not capped at the terminal's)."""
-    from plotext._figure import _figure_class  # the class behind plotext.plot; its instances share nothing
-
-    fig = _figure_class()
-    fig._limit_size(False, False)  # plotext caps a plot at the terminal size, which a widget need not be within
-    fig.theme("clear")
-    fig.xaxes(True, False)
-    fig.yaxes(True, False)
-    return fig
 
 
 def ansi_rows(ansi: str) -> list[list[Segment]]:
@@ -221,4 +227,4 @@ def _style_of(code: str, current: Style | None) -> Style | None:
 _MISSING = Style()
 
 
-__all__ = ["Curve", "MIN_H", "MIN_W", "Plot", "RGB", "new_figure"]
+__all__ = ["Curve", "Layout", "MIN_H", "MIN_W", "Plot", "RGB", "new_figure"]

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Iterator
 
 from rich.style import Style
 from rich.text import Text
@@ -63,6 +65,7 @@ class RunLog(ScrollView, can_focus=True):
         self._lines: list[Strip] = []
         self._width = 0  # the width the lines are wrapped at; 0 until the size is known
         self._style: Style | None = None  # rich_style, kept (``_base_style``)
+        self._batch: dict[str, tuple[Entry, Entry]] | None = None  # key → (shown entry, its latest) in a ``batch``
 
     # -- public -------------------------------------------------------------------------------------
     def add(self, message: str, level: str = "info", detail: str = "", when: float | None = None,
@@ -72,9 +75,13 @@ class RunLog(ScrollView, can_focus=True):
             i = self._routine_index(key)
             if i is not None:
                 old = self.entries[i]
-                self.entries[i] = replace(entry, count=old.count + 1)
-                self._replace_shown(old, self.entries[i])
+                new = self.entries[i] = replace(entry, count=old.count + 1)
+                if self._batch is None:
+                    self._replace_shown(old, new)
+                else:  # shown once, at the batch's end
+                    self._batch[key] = (self._batch.get(key, (old,))[0], new)
                 return
+        self._show_batched()
         dropped = self.entries[0] if len(self.entries) == self.entries.maxlen else None
         self.entries.append(entry)
         following = self._following()
@@ -86,6 +93,23 @@ class RunLog(ScrollView, can_focus=True):
             self._spans.append(len(strips))
             self._lines.extend(strips)
             self._resized(following)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Within it, a routine line that replaces its predecessor is rendered once, at the end (the screen's drain
+        may bring a dozen evaluations: one repaint, not twelve)."""
+        self._batch = {}
+        try:
+            yield
+        finally:
+            self._show_batched()
+            self._batch = None
+
+    def _show_batched(self) -> None:
+        if self._batch:
+            pending, self._batch = self._batch, {}
+            for shown, latest in pending.values():
+                self._replace_shown(shown, latest)
 
     def messages(self) -> list[str]:
         """The messages logged so far (tests and the watch mode's summary read them)."""
