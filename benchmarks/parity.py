@@ -81,7 +81,7 @@ class Ours:
 
 def main() -> None:
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    blocks = int(sys.argv[2]) if len(sys.argv) > 2 else 60
+    blocks = int(sys.argv[2]) if len(sys.argv) > 2 else 150  # the median of 60 still moved by ±0.4 % between runs
     torch.set_num_threads(1)
     exp = load_recipes(shipped_recipes_path()).experiment("digits-mlp")
     exp = exp.replace("train", steps=steps * blocks, eval_every=10**9, checkpoint_every=10**9)

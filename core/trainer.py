@@ -36,7 +36,7 @@ from .trainer_state import CheckpointState
 from .wiggle import WiggleWatch
 
 # The gradient norm is read on a log step at most every this many steps (always when clipping computes it anyway):
-# on a tiny model reading it cost ~120 µs, 3 % of the training time when read every 10 steps.
+# on a tiny model a read cost ~80 µs in the loop (its caches cold), 1–2 % of the training time when read every 10 steps.
 GRAD_NORM_EVERY = 50
 
 if TYPE_CHECKING:
@@ -269,7 +269,13 @@ class Trainer(CheckpointState):
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)  # the true norm, not × the loss scale
         grads = [p.grad for p in self._params if p.grad is not None]
-        return nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        if not grads:
+            return torch.zeros(())
+        if len({(g.device, g.dtype) for g in grads}) > 1 or any(g.is_sparse for g in grads):
+            return nn.utils.get_total_norm(grads)
+        # One device and dtype (the common case): get_total_norm's grouping and checks cost more than the norms on a
+        # tiny model (measured in the loop: 143 µs a read with them, 77 µs without).
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
     def _finish(self, last_eval: Eval | None) -> Finished | Failed:
         bad = self.steps_log.flush()

@@ -63,9 +63,17 @@ def fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def fmt_value(v: float | None) -> str:
-    """A number in a title: four significant digits."""
-    return "–" if v is None else f"{v:.4g}"
+def fmt_value(v: float | None, digits: int = 4) -> str:
+    """A number in a title, to ``digits`` significant digits; very small or large ones as ``5.017e-5`` (not Python's
+    ``5.017e-05`` or ``0.00005017``: a title has no cell to spare)."""
+    if v is None:
+        return "–"
+    if not math.isfinite(v) or v == 0 or 1e-3 <= abs(v) < 10 ** digits:
+        return f"{v:.{digits}g}"
+    if 10 ** digits <= abs(v) < 1e6:
+        return f"{v:.0f}"  # 12345, not 1.234e4
+    mantissa, exponent = f"{v:.{digits - 1}e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 def fmt_step(v: float) -> str:

@@ -85,6 +85,28 @@ def test_nan_loss_fails_with_step_and_last_finite_values():
 
 
 @pytest.mark.timeout(60)
+def test_the_logged_gradient_norm_is_the_norm_torch_computes():
+    """Its fast path (one device and dtype) and the general one (mixed dtypes) against torch's own total norm."""
+    exp = digits_exp(steps=1, eval_every=10**6, checkpoint_every=10**6)
+    splits = load_data(exp)
+    for mixed in (False, True):
+        seed_everything(0)
+        model = build_model(exp, splits.info)
+        if mixed:
+            model.extra = nn.Linear(3, 3).double()  # a float64 layer beside the float32 ones
+        trainer = Trainer(model, exp.task, splits.train, None, exp.train, device=torch.device("cpu"))
+        loss = F.cross_entropy(model(splits.train.x[:64]), splits.train.y[:64])
+        if mixed:
+            loss = loss + model.extra(torch.ones(1, 3, dtype=torch.float64)).sum().float()
+        loss.backward()
+        grads = [p.grad for p in model.parameters()]
+        expected = torch.linalg.vector_norm(torch.cat([g.double().flatten() for g in grads]))
+        assert len({g.dtype for g in grads}) == (2 if mixed else 1)
+        assert float(trainer._clip()) == pytest.approx(float(expected), rel=1e-5)
+        assert float(trainer._clip()) == pytest.approx(float(nn.utils.get_total_norm(grads)), rel=1e-6)
+
+
+@pytest.mark.timeout(60)
 def test_stop_and_pause_are_honoured():
     exp = digits_exp(steps=10**6, log_every=10, eval_every=10**6, checkpoint_every=10**6)
     splits = load_data(exp)

@@ -40,9 +40,10 @@ from ..widgets.status_line import StatusLine
 # status line (1 Hz) and charts (1–2 Hz) show nothing faster anyway. Check results and the end
 # of a job are messages of their own, so they show at once.
 DRAIN_INTERVAL_S = 0.2
-# While a run trains, every drain takes the GIL from its thread and repaints the log and status line: twice a
-# second is enough for numbers that the status line shows once a second and the charts about as often.
-DRAIN_TRAINING_S = 0.5
+# While a run trains, every drain takes the GIL from its thread and repaints the log, the status line and the charts
+# (each frame ~5 ms of this thread at 160×50): one drain per chart refresh (Charts.max_hz), the status line's
+# 1 Hz reading taken in the same frame.
+DRAIN_TRAINING_S = 0.8
 # At most this many events per drain (~45 ms of handlers on this 2-core box): a key press never waits long
 # behind a flood, and 5 drains a second still take 100,000 events/s. Beyond that the queue folds (EventQueue).
 DRAIN_TAKE = 20_000
@@ -90,11 +91,14 @@ class RunScreen(Screen[None]):
         self._last_drain = float("-inf")
         self._drain_timer: Timer | None = None
         self._status_timer: Timer | None = None
+        self._status_at = float("-inf")  # when the status line last took a reading
         self._printed = ""  # a print() in progress (Print events arrive in pieces)
         self.session_run = ""  # the run dir of the last run started in this session (the exit line names it)
         self.last_checkpoint: int | None = None  # its last checkpoint's step
         self.apart: ChildRun | None = None  # the run followed in processes of its own (MainScreen)
         self._folded_logged = float("-inf")
+        self._predictions_due = False  # a drain applied Predictions: the pane shows the latest once, after it
+        self._bottom_predictions: bool | None = None  # whether #bottom has the pane (a class change is a layout pass)
 
     def event_handlers(self) -> dict[type, Handler]:
         """Event type → handler: ``drain`` looks events up here instead of an if/elif chain."""
@@ -170,6 +174,7 @@ class RunScreen(Screen[None]):
     def refresh_status(self) -> None:
         if self._status_timer is not None:
             self._status_timer.stop()
+        self._status_at = time.monotonic()
         self.status.reading = self.sampler.sample()
         self.status.show(self.state)
         busy = self.jobs.current is not None or self.state.active
@@ -215,7 +220,13 @@ class RunScreen(Screen[None]):
                 handler = self.handlers.get(type(event))
                 if handler is not None:
                     handler(event)
-            self.status.show(self.state)
+            if self._predictions_due:
+                self._predictions_due = False
+                self.predictions_shown(self.state.predictions)
+            if time.monotonic() - self._status_at >= 0.7 * STATUS_BUSY_S:
+                self.refresh_status()  # in this frame, not in one of its own a moment later
+            else:
+                self.status.show(self.state)
             if self.state.version != version:
                 self.charts.data_changed()
 
@@ -264,15 +275,28 @@ class RunScreen(Screen[None]):
         self.run_log.add(e.message, e.level, e.detail, e.time)
 
     def show_predictions(self, e: Predictions) -> None:
+        # A drain can hold several evaluations' predictions (a tiny model evaluates many times a second): the pane
+        # draws only the latest, once, after the drain's other events.
         self.state.apply(e)
-        self.predictions_shown(e)
+        self._predictions_due = True
 
     def predictions_shown(self, e: Predictions | None) -> None:
         """The prediction dynamics pane shows ``e`` (the run on the charts' latest); it takes its place in the bottom
         row only once there is something to show (below 160 columns in place of the dataset pane: app.tcss)."""
         self.predictions.show(e)
-        for bottom in self.query("#bottom"):
-            bottom.set_class(e is not None, "-predictions")
+        self._bottom_row(predictions=e is not None)
+
+    def expect_predictions(self) -> None:
+        """A run that records predictions starts: the pane takes its place now rather than at the run's first
+        evaluation, where the layout pass (~100 ms of this thread at 160×50) would take the GIL from the trainer."""
+        self.predictions.show(None)
+        self._bottom_row(predictions=True)
+
+    def _bottom_row(self, predictions: bool) -> None:
+        if self._bottom_predictions != predictions:  # a DOM query costs ~0.5 ms: only when it changes
+            for bottom in self.query("#bottom"):
+                bottom.set_class(predictions, "-predictions")
+                self._bottom_predictions = predictions  # (not before the screen is composed)
 
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         # No drain first: events queued after this message was posted (a watched run goes on) belong

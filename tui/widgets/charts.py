@@ -19,21 +19,19 @@ import time
 from itertools import cycle
 from typing import Sequence
 
-from rich.markup import escape
-
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.reactive import reactive
 from textual.timer import Timer
 
+from .. import chart_titles
 from ..chart_process import ChartProcess
 from ..marks import follow_theme
 from ..run_state import RunState
-from ..ticks import fmt_step, fmt_value
 from .lr_strip import LrStrip
 from .plot import RGB, Curve, Layout, Plot, ansi_rows
 
-MAX_WAIT_S = 1.0  # while data arrives, no chart is older than this
+MAX_WAIT_S = 0.9  # while data arrives, no chart is older than this (a timer may fire late: under a second)
 RECENT = 0.25  # `w`: the last quarter of the steps
 # Other runs' lines: explicit colours, none of the current run's (blue train, orange val, green metric).
 OVERLAY_COLORS: tuple[RGB, ...] = ((230, 100, 210), (80, 215, 215), (235, 215, 80), (240, 95, 95), (170, 160, 255),
@@ -156,7 +154,7 @@ class Charts(Grid):
             log = self.effective_log(plot)
             key = (self._counts(names), x_min, log, self.smooth if plot is self.loss else None)
             layout = plot.prepare(key, lambda p=plot: self._curves(p, x_min), log_y=log)
-            titles = (self._title(plot), self._subtitle(plot, log, x_min))
+            titles = self._titles(plot, log, x_min)
             if layout is None:
                 plot.set_titles(*titles)
             else:  # the titles change with the chart, so that both always show the same data
@@ -219,41 +217,21 @@ class Charts(Grid):
             out += [curve(run, "metric", label, color) for (label, run), color in zip(self.overlays, _colors())]
         return out
 
-    def _title(self, plot: Plot) -> str:
-        s, latest = self.state, self.state.latest
+    def _titles(self, plot: Plot, log: bool, x_min: float | None) -> tuple[str, str]:
+        """The chart's title and subtitle, as fully as its width allows (``chart_titles``)."""
+        overlays = [(label, run, color) for (label, run), color in zip(self.overlays, _colors())]
         if plot is self.loss:
-            title = "loss " + _legend(self.loss.color("plot--train-loss"), "train", latest.get("train_loss"))
-            if len(s.series["val_loss"]) or not self.overlays:
-                title += " " + _legend(self.loss.color("plot--val-loss"), "val", latest.get("val_loss"))
-            return title + _overlay_legend(self.overlays, "train_loss")
-        if plot is self.metric:
-            name = s.metric_name or "metric"
-            title = f"val {name} {fmt_value(latest.get('metric'))}" if "metric" in latest else f"val {name}"
-            if s.best is not None:
-                title += f" · best {fmt_value(s.best[1])} @ {fmt_step(s.best[0])}"
-            return title + _overlay_legend(self.overlays, "metric")
-        return f"grad norm {fmt_value(latest['grad_norm'])}" if "grad_norm" in latest else "grad norm"
-
-    def _subtitle(self, plot: Plot, log: bool, x_min: float | None) -> str:
-        parts = []
-        if plot is self.loss and self.smooth:
-            parts.append("smoothed")
-        if x_min is not None:
-            parts.append(f"from step {fmt_step(round(x_min))}")
-        if log:
-            parts.append("log" if self.log_y else "log (auto)")
-        return " · ".join(parts)
+            titles = chart_titles.loss_titles(self.state, plot.color("plot--train-loss"), plot.color("plot--val-loss"),
+                                              overlays)
+        elif plot is self.metric:
+            titles = chart_titles.metric_titles(self.state, overlays)
+        else:
+            titles = chart_titles.grad_titles(self.state)
+        log_word = ("log" if self.log_y else "log (auto)") if log else ""
+        width = plot.size.width
+        subtitle = chart_titles.subtitles(plot is self.loss and self.smooth, x_min, log_word)
+        return chart_titles.fit(titles, width), chart_titles.fit(subtitle, width)
 
 
 def _colors() -> cycle[RGB]:
     return cycle(OVERLAY_COLORS)
-
-
-def _legend(color: RGB, label: str, value: float | None) -> str:
-    r, g, b = color
-    return f"[rgb({r},{g},{b})]━ {escape(label)}[/]" + (f" {fmt_value(value)}" if value is not None else "")
-
-
-def _overlay_legend(overlays: Overlays, name: str) -> str:
-    return "".join(" " + _legend(color, label, run.latest.get(name)) for (label, run), color in zip(overlays, _colors()))
-
