@@ -217,7 +217,7 @@ class MainScreen(RunsActions, ApartRuns, RunScreen, inherit_bindings=False):
         exp = exp or self.exp
         self.show_run(RunState())
         if exp.train.predictions > 0 and (self.splits is None or len(self.splits.val) > 0):
-            self.expect_predictions()
+            self.predictions.expect()
         self.checklist.set_status("train", "running")
         if not apart:
             self.status.job = "starting training (torch, data, model)…"

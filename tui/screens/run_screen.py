@@ -98,7 +98,6 @@ class RunScreen(Screen[None]):
         self.apart: ChildRun | None = None  # the run followed in processes of its own (MainScreen)
         self._folded_logged = float("-inf")
         self._predictions_due = False  # a drain applied Predictions: the pane shows the latest once, after it
-        self._bottom_predictions: bool | None = None  # whether #bottom has the pane (a class change is a layout pass)
 
     def event_handlers(self) -> dict[type, Handler]:
         """Event type → handler: ``drain`` looks events up here instead of an if/elif chain."""
@@ -281,22 +280,8 @@ class RunScreen(Screen[None]):
         self._predictions_due = True
 
     def predictions_shown(self, e: Predictions | None) -> None:
-        """The prediction dynamics pane shows ``e`` (the run on the charts' latest); it takes its place in the bottom
-        row only once there is something to show (below 160 columns in place of the dataset pane: app.tcss)."""
+        """The prediction dynamics pane shows ``e`` (the run on the charts' latest)."""
         self.predictions.show(e)
-        self._bottom_row(predictions=e is not None)
-
-    def expect_predictions(self) -> None:
-        """A run that records predictions starts: the pane takes its place now rather than at the run's first
-        evaluation, where the layout pass (~100 ms of this thread at 160×50) would take the GIL from the trainer."""
-        self.predictions.show(None)
-        self._bottom_row(predictions=True)
-
-    def _bottom_row(self, predictions: bool) -> None:
-        if self._bottom_predictions != predictions:  # a DOM query costs ~0.5 ms: only when it changes
-            for bottom in self.query("#bottom"):
-                bottom.set_class(predictions, "-predictions")
-                self._bottom_predictions = predictions  # (not before the screen is composed)
 
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         # No drain first: events queued after this message was posted (a watched run goes on) belong

@@ -32,6 +32,7 @@ class PredictionsPane(VerticalScroll):
         self.shown: Predictions | None = None
         self._width = 0
         self._shape: tuple[object, ...] = ()  # what decides the body's height: a new one needs a layout pass
+        self._placed: bool | None = None  # whether the bottom row shows this pane (its class "-predictions")
 
     def compose(self):
         yield self.body
@@ -42,8 +43,11 @@ class PredictionsPane(VerticalScroll):
             self.show(self.shown)
 
     def show(self, event: Predictions | None) -> None:
-        """The latest evaluation's predictions (None: no run, or a run from before they were recorded)."""
+        """The latest evaluation's predictions (None: no run, or a run from before they were recorded). The pane takes
+        its place in the bottom row only once there is something to show (below 160 columns in place of the dataset
+        pane: app.tcss)."""
         self.shown = event
+        self._place(event is not None)
         if event is None:
             self.border_title = "Predictions"
             self._shape = ()
@@ -55,6 +59,17 @@ class PredictionsPane(VerticalScroll):
         shape = (event.kind, len(event.examples), self.content_size.width)
         self.body.update(render_predictions(event, self.content_size.width or 40), layout=shape != self._shape)
         self._shape = shape
+
+    def expect(self) -> None:
+        """A run that records predictions starts: the pane takes its place now rather than at the run's first
+        evaluation, where the layout pass (~100 ms of the UI thread at 160×50) would take the GIL from the trainer."""
+        self.show(None)
+        self._place(True)
+
+    def _place(self, placed: bool) -> None:
+        if placed != self._placed and self.parent is not None:  # a class change is a layout pass: only on a change
+            self.parent.set_class(placed, "-predictions")
+            self._placed = placed
 
 
 def render_predictions(event: Predictions, width: int = 40) -> RenderableType:
