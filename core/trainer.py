@@ -271,11 +271,12 @@ class Trainer(CheckpointState):
         grads = [p.grad for p in self._params if p.grad is not None]
         if not grads:
             return torch.zeros(())
-        if len({(g.device, g.dtype) for g in grads}) > 1 or any(g.is_sparse for g in grads):
+        foreach_norm = getattr(torch, "_foreach_norm", None)  # what get_total_norm itself calls
+        if foreach_norm is None or len({(g.device, g.dtype) for g in grads}) > 1 or any(g.is_sparse for g in grads):
             return nn.utils.get_total_norm(grads)
         # One device and dtype (the common case): get_total_norm's grouping and checks cost more than the norms on a
         # tiny model (measured in the loop: 143 µs a read with them, 77 µs without).
-        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        return torch.linalg.vector_norm(torch.stack(foreach_norm(grads)))
 
     def _finish(self, last_eval: Eval | None) -> Finished | Failed:
         bad = self.steps_log.flush()
