@@ -41,6 +41,14 @@ def _value(value: float | None, digits: int) -> str:
     return "" if value is None else f" {fmt_value(value, digits)}"
 
 
+def _others(overlays: Sequence[Overlay], name: str, digits: int, mode: str) -> str:
+    """Other runs' legends: "values" (label and latest ``name``), "labels", or "" (none)."""
+    if not mode:
+        return ""
+    return "".join(" " + stroke(color, label) + (_value(run.latest.get(name), digits) if mode == "values" else "")
+                   for label, run, color in overlays)
+
+
 def loss_titles(state: RunState, train: RGB, val: RGB, overlays: Sequence[Overlay]) -> list[str]:
     """The loss chart: train and val loss (val when the run has some or nothing is overlaid), then other runs."""
     latest = state.latest
@@ -52,11 +60,7 @@ def loss_titles(state: RunState, train: RGB, val: RGB, overlays: Sequence[Overla
         title = prefix + stroke(train, "train" if labels else "") + _value(latest.get("train_loss"), digits)
         if with_val:
             title += " " + stroke(val, "val" if labels else "") + _value(latest.get("val_loss"), digits)
-        if others:
-            title += "".join(" " + stroke(color, label) + (_value(run.latest.get("train_loss"), digits)
-                                                         if others == "values" else "")
-                             for label, run, color in overlays)
-        out.append(title)
+        out.append(title + _others(overlays, "train_loss", digits, others))
     return out
 
 
@@ -69,11 +73,7 @@ def metric_titles(state: RunState, overlays: Sequence[Overlay]) -> list[str]:
         title = (words + _value(latest, digits)).strip() or "val"
         if best is not None:
             title += f" · best {fmt_value(best[1], digits)}" + (f" @ {fmt_step(best[0])}" if where else "")
-        if others:
-            title += "".join(" " + stroke(color, label) + (_value(run.latest.get("metric"), digits)
-                                                         if others == "values" else "")
-                             for label, run, color in overlays)
-        out.append(title)
+        out.append(title + _others(overlays, "metric", digits, others))
     return out
 
 
