@@ -41,11 +41,10 @@ def _value(value: float | None, digits: int) -> str:
     return "" if value is None else f" {fmt_value(value, digits)}"
 
 
-def _others(overlays: Sequence[Overlay], name: str, digits: int, mode: str) -> str:
-    """Other runs' legends: "values" (label and latest ``name``), "labels", or "" (none)."""
-    if not mode:
-        return ""
-    return "".join(" " + stroke(color, label) + (_value(run.latest.get(name), digits) if mode == "values" else "")
+def _others(overlays: Sequence[Overlay], name: str, digits: int, values: bool) -> str:
+    """Other runs' legends: their labels (in every variant: without them their lines cannot be told apart), with
+    their latest ``name`` where ``values``."""
+    return "".join(" " + stroke(color, label) + (_value(run.latest.get(name), digits) if values else "")
                    for label, run, color in overlays)
 
 
@@ -54,13 +53,12 @@ def loss_titles(state: RunState, train: RGB, val: RGB, overlays: Sequence[Overla
     latest = state.latest
     with_val = bool(len(state.series["val_loss"])) or not overlays
     out = []
-    # Other runs' labels stay in every variant: without them their lines cannot be told apart.
-    for prefix, digits, labels, others in (("loss ", 4, True, "values"), ("loss ", 4, True, "labels"),
-                                           ("", 3, True, "labels"), ("", 3, False, "labels")):
+    for prefix, digits, labels, values in (("loss ", 4, True, True), ("loss ", 4, True, False), ("", 3, True, False),
+                                           ("", 3, False, False)):
         title = prefix + stroke(train, "train" if labels else "") + _value(latest.get("train_loss"), digits)
         if with_val:
             title += " " + stroke(val, "val" if labels else "") + _value(latest.get("val_loss"), digits)
-        out.append(title + _others(overlays, "train_loss", digits, others))
+        out.append(title + _others(overlays, "train_loss", digits, values))
     return out
 
 
@@ -68,12 +66,12 @@ def metric_titles(state: RunState, overlays: Sequence[Overlay]) -> list[str]:
     """The validation metric with its best value and step, then other runs' strokes."""
     name, latest, best = state.metric_name or "metric", state.latest.get("metric"), state.best
     out = []
-    for words, digits, where, others in ((f"val {name}", 4, True, "values"), (f"val {name}", 4, True, "labels"),
-                                         (name, 3, True, "labels"), (name, 3, False, "labels"), ("", 3, False, "labels")):
+    for words, digits, where, values in ((f"val {name}", 4, True, True), (f"val {name}", 4, True, False),
+                                         (name, 3, True, False), (name, 3, False, False), ("", 3, False, False)):
         title = (words + _value(latest, digits)).strip() or "val"
         if best is not None:
             title += f" · best {fmt_value(best[1], digits)}" + (f" @ {fmt_step(best[0])}" if where else "")
-        out.append(title + _others(overlays, "metric", digits, others))
+        out.append(title + _others(overlays, "metric", digits, values))
     return out
 
 
