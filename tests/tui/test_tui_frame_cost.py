@@ -36,8 +36,11 @@ async def test_a_drain_draws_only_its_latest_predictions_and_a_like_shaped_one_n
 
         home.queue.emit(_predictions(100))  # the pane appears (and draws again at its new size)
         home.drain(everything=True)
+        pane = home.predictions
+        await wait_for(pilot, lambda: pane.content_size.width > 0 and pane._width == pane.content_size.width,
+                       what="the pane laid out at its size")
         await pilot.pause()
-        assert home.query_one("#bottom").has_class("-predictions") and home.predictions.shown.step == 100
+        assert home.query_one("#bottom").has_class("-predictions") and pane.shown.step == 100
         renders.clear()
         layouts.clear()
 
@@ -53,6 +56,12 @@ async def test_a_drain_draws_only_its_latest_predictions_and_a_like_shaped_one_n
         home.drain(everything=True)
         await pilot.pause()
         assert renders == [400, 500] and layouts == [False, True]
+
+        for step in (600, 700):  # sampled text can wrap differently each time: always laid out
+            home.queue.emit(Predictions(step=step, kind="text", examples=[{"text": "x" * (step // 10)}] * 4))
+            home.drain(everything=True)
+        await pilot.pause()
+        assert layouts[-2:] == [True, True]
 
 
 async def test_the_prediction_pane_takes_its_place_when_a_run_starts_not_at_its_first_evaluation(tmp_path):

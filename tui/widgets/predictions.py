@@ -54,10 +54,12 @@ class PredictionsPane(VerticalScroll):
             self.body.update(Text("no predictions yet: they are recorded at each evaluation", style="dim"))
             return
         self.border_title = f"Predictions · step {event.step:,}"
-        # Each evaluation of a run draws as many rows as the last at the same width: no layout pass (it reflows the
-        # whole screen, ~10 ms of the UI thread taken from the trainer at every evaluation).
-        shape = (event.kind, len(event.examples), self.content_size.width)
-        self.body.update(render_predictions(event, self.content_size.width or 40), layout=shape != self._shape)
+        # A classifier's rows are one line each (never wrapped): each evaluation of a run draws as many lines as the
+        # last at the same width, and needs no layout pass (it reflows the whole screen, ~10 ms of the UI thread taken
+        # from the trainer at every evaluation). Sampled text and numbers can wrap differently: always laid out.
+        shape = (event.kind, len(event.examples), self.content_size.width) if event.kind == "classes" else ()
+        self.body.update(render_predictions(event, self.content_size.width or 40),
+                         layout=not shape or shape != self._shape)
         self._shape = shape
 
     def expect(self) -> None:
@@ -95,7 +97,8 @@ def _classes(examples: list[dict[str, Any]], top: int) -> RenderableType:
     for ex in examples:
         label, predicted = ex.get("label"), ex.get("predicted")
         right = label == predicted
-        line = Text.assemble((f"{label!s:>3} ", "bold"), ("✔ " if right else "✘ ", "green" if right else "red"))
+        line = Text.assemble((f"{label!s:>3} ", "bold"), ("✔ " if right else "✘ ", "green" if right else "red"),
+                             no_wrap=True, overflow="ellipsis")  # one line per example (``show`` counts on it)
         for cls, p in _top(ex)[:top]:
             style = "green" if cls == str(label) else ("red" if cls == str(predicted) else "")
             line.append_text(Text.assemble((f"{cls} ", style), (bar(p), style or "dim"), f" {_p(p)} "))
