@@ -12,6 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
+from textual.dom import DOMNode
 from textual.widgets import Static
 
 from recipe_tui.core.events import Predictions
@@ -32,7 +33,6 @@ class PredictionsPane(VerticalScroll):
         self.shown: Predictions | None = None
         self._width = 0
         self._shape: tuple[object, ...] = ()  # what decides the body's height: a new one needs a layout pass
-        self._placed: bool | None = None  # whether the bottom row shows this pane (its class "-predictions")
 
     def compose(self):
         yield self.body
@@ -69,9 +69,11 @@ class PredictionsPane(VerticalScroll):
         self._place(True)
 
     def _place(self, placed: bool) -> None:
-        if placed != self._placed and self.parent is not None:  # a class change is a layout pass: only on a change
-            self.parent.set_class(placed, "-predictions")
-            self._placed = placed
+        """The bottom row (this pane's parent) shows the pane: its class ``-predictions``, set only on a change (a class
+        change is a layout pass)."""
+        row = self.parent
+        if isinstance(row, DOMNode) and row.has_class("-predictions") != placed:
+            row.set_class(placed, "-predictions")
 
 
 def render_predictions(event: Predictions, width: int = 40) -> RenderableType:
