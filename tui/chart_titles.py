@@ -13,10 +13,10 @@ from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
 
+from .plotext_build import RGB
 from .run_state import RunState
 from .ticks import fmt_step, fmt_value
 
-RGB = tuple[int, int, int]
 Overlay = tuple[str, RunState, RGB]  # another run laid over the current one: its label, its state, its colour
 BORDER = 6  # "╭─ " and " ─╮" around a border title
 

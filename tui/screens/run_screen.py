@@ -221,7 +221,7 @@ class RunScreen(Screen[None]):
                     handler(event)
             if self._predictions_due:
                 self._predictions_due = False
-                self.predictions_shown(self.state.predictions)
+                self.predictions.show(self.state.predictions)
             if time.monotonic() - self._status_at >= 0.7 * STATUS_BUSY_S:
                 self.refresh_status()  # in this frame, not in one of its own a moment later
             else:
@@ -279,10 +279,6 @@ class RunScreen(Screen[None]):
         self.state.apply(e)
         self._predictions_due = True
 
-    def predictions_shown(self, e: Predictions | None) -> None:
-        """The prediction dynamics pane shows ``e`` (the run on the charts' latest)."""
-        self.predictions.show(e)
-
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         # No drain first: events queued after this message was posted (a watched run goes on) belong
         # after the history, and the next drain applies them to it.
@@ -302,7 +298,7 @@ class RunScreen(Screen[None]):
         self.state = state
         self.charts.show(state, self.charts.overlays)  # other runs laid over stay until the runs view drops them
         self.status.show(state)
-        self.predictions_shown(state.predictions)
+        self.predictions.show(state.predictions)
 
     # -- worker failures ----------------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
