@@ -184,6 +184,24 @@ async def test_other_runs_are_overlaid_in_their_own_colours(recipes, tmp_path):
         assert first not in line_colors(charts.loss)
 
 
+@pytest.mark.timeout(60)
+async def test_a_new_split_redraws_the_charts_when_the_pane_keeps_its_size(recipes, tmp_path):
+    app = RecipeApp(file=recipes, runs=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        charts, metric = app.home.charts, app.home.charts.metric
+        start(app)
+        feed(app, run_events(1000))
+        await wait_for(pilot, lambda: "train 0.2091" in title(charts.loss), what="1,000 steps on the chart")
+        await wait_for(pilot, lambda: len(metric.render().plain.split("\n")) == metric.content_size.height,
+                       what="the metric chart drawn at its height")
+        pane, height = charts.size, metric.content_size.height
+        charts.styles.grid_rows = "3fr 1fr 1"  # the metric's row grows, the pane does not
+        await wait_for(pilot, lambda: metric.content_size.height > height, what="the taller metric chart")
+        assert charts.size == pane
+        await wait_for(pilot, lambda: len(metric.render().plain.split("\n")) == metric.content_size.height,
+                       what="the metric chart redrawn at its new height")
+
+
 class CurveApp(App):
     def compose(self) -> ComposeResult:
         yield CurveChart("lr-find", id="curve")

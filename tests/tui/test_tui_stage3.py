@@ -70,9 +70,8 @@ async def test_runs_view_lists_three_runs_overlays_two_and_opens_one(tmp_path):
         assert all(len(state.series["train_loss"]) >= 4 and len(state.series["val_loss"]) == 2
                    for _, state in charts.overlays)
         assert [state.run_dir for _, state in charts.overlays] == dirs[:2]
-        await pilot.pause(0.3)
-        title = plain(charts.loss.border_title)
-        assert all(label in title for label in labels), title
+        await wait_for(pilot, lambda: all(label in plain(charts.loss.border_title) for label in labels),
+                       what="both labels in the loss chart's legend")
         assert app.home.state.run_dir == dirs[-1], "the run on the charts stays; the others are laid over it"
         # o: a past run alone on the charts.
         view = await open_runs_view(app, pilot)

@@ -61,6 +61,7 @@ class Charts(Grid):
         self.process = ChartProcess()  # plotext's builds, off this thread; started with the first build
         self._dirty = False  # something asked for a redraw while the process was building
         self._apply_s = 0.0  # what showing the last answer took on this thread
+        self._resize_due = False  # a redraw for a new size is queued after the layout pass
 
     @property
     def builds(self) -> int:
@@ -104,9 +105,22 @@ class Charts(Grid):
         self.tick()
 
     def on_resize(self) -> None:
+        self._resized()
+
+    def on_plot_resized(self, event: Plot.Resized) -> None:
+        event.stop()
+        self._resized()
+
+    def _resized(self) -> None:
         # The plots' sizes are known after the layout pass; a new size is drawn then, not after the rate limit's
-        # wait (a timer that fires later would wake an idle app).
-        self.call_after_refresh(self._answer_key)
+        # wait (a timer that fires later would wake an idle app). One answer for all the plots a layout resized.
+        if not self._resize_due:
+            self._resize_due = True
+            self.call_after_refresh(self._after_resize)
+
+    def _after_resize(self) -> None:
+        self._resize_due = False
+        self._answer_key()
 
     def tick(self) -> None:
         if self.process.busy:  # its answer ticks again: the newest data is drawn then

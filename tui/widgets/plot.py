@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -51,6 +52,13 @@ class Plot(Widget):
         self.builds = 0  # how many times it was drawn (tests and benchmarks read it)
         self.build_seconds = 0.0  # what the last build took
         self.built_at = 0.0  # when (time.monotonic)
+
+    class Resized(Message):
+        """This chart's size changed: its owner draws it again (the owner's own size may not change when its split
+        does, e.g. when a row of the grid appears)."""
+
+    def on_resize(self) -> None:
+        self.post_message(self.Resized())
 
     # -- what owners call -----------------------------------------------------------------------------
     def color(self, component: str) -> RGB:
