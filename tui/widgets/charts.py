@@ -104,16 +104,11 @@ class Charts(Grid):
         self._next_ok = 0.0  # a key press deserves an immediate answer
         self.tick()
 
-    def on_resize(self) -> None:
-        self._resized()
-
     def on_plot_resized(self, event: Plot.Resized) -> None:
+        # A plot's size, not this pane's: a new split of the grid resizes the plots alone. The new size is drawn
+        # after the layout pass, not after the rate limit's wait (a timer that fires later would wake an idle app);
+        # one answer for all the plots a layout resized.
         event.stop()
-        self._resized()
-
-    def _resized(self) -> None:
-        # The plots' sizes are known after the layout pass; a new size is drawn then, not after the rate limit's
-        # wait (a timer that fires later would wake an idle app). One answer for all the plots a layout resized.
         if not self._resize_due:
             self._resize_due = True
             self.call_after_refresh(self._after_resize)
