@@ -49,9 +49,7 @@ class PredictionsPane(VerticalScroll):
         self.shown = event
         self._place(event is not None)
         if event is None:
-            self.border_title = "Predictions"
-            self._shape = ()
-            self.body.update(Text("no predictions yet: they are recorded at each evaluation", style="dim"))
+            self._show_nothing()
             return
         self.border_title = f"Predictions · step {event.step:,}"
         # A classifier's rows are one line each (never wrapped): each evaluation of a run draws as many lines as the
@@ -65,8 +63,14 @@ class PredictionsPane(VerticalScroll):
     def expect(self) -> None:
         """A run that records predictions starts: the pane takes its place now rather than at the run's first
         evaluation, where the layout pass (~100 ms of the UI thread at 160×50) would take the GIL from the trainer."""
-        self.show(None)
-        self._place(True)
+        self.shown = None
+        self._show_nothing()
+        self._place(True)  # not through show(None), which would take the pane out of the row first
+
+    def _show_nothing(self) -> None:
+        self.border_title = "Predictions"
+        self._shape = ()
+        self.body.update(Text("no predictions yet: they are recorded at each evaluation", style="dim"))
 
     def _place(self, placed: bool) -> None:
         """The bottom row (this pane's parent) shows the pane: its class ``-predictions``, set only on a change (a class
